@@ -1,0 +1,1 @@
+"""Demo: a realistic contact-record store and a one-command run on the embedded default."""

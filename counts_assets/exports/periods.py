@@ -1,0 +1,65 @@
+"""The (org, period) files a run is asked for, and the Call Dates each may cover."""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import pandas as pd
+
+from counts_assets.orgs.models import Organization
+
+
+@dataclass(frozen=True)
+class Target:
+    org_id: str
+    period: str  # YYYY-MM-DD (daily) or YYYY-MM (monthly)
+    first_day: dt.date  # share_from already applied
+    last_day: dt.date
+
+    @property
+    def monthly(self) -> bool:
+        return len(self.period) == 7
+
+
+def period_bounds(period_start: dt.date, monthly: bool) -> tuple[dt.date, dt.date]:
+    if not monthly:
+        return period_start, period_start
+    last = calendar.monthrange(period_start.year, period_start.month)[1]
+    return period_start.replace(day=1), period_start.replace(day=last)
+
+
+def plan_targets(
+    requested: Iterable[tuple[str, dt.date]],
+    orgs: Mapping[str, Organization],
+    monthly: bool,
+) -> tuple[list[Target], dict[tuple[str, str], str]]:
+    """(targets, skipped): a period wholly before the org's share_from makes no file; the
+    reason is kept for the materialization. Orgs without a valid file are the caller's to fail."""
+    targets: list[Target] = []
+    skipped: dict[tuple[str, str], str] = {}
+    for org_id, start in requested:
+        first, last = period_bounds(start, monthly)
+        period = first.strftime("%Y-%m") if monthly else first.isoformat()
+        org = orgs[org_id]
+        if last < org.share_from:
+            skipped[(org_id, period)] = (
+                f"no file: {period} is before {org_id}'s share_from {org.share_from}"
+            )
+            continue
+        targets.append(Target(org_id, period, max(first, org.share_from), last))
+    return targets, skipped
+
+
+def targets_frame(targets: list[Target]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "org_id": [t.org_id for t in targets],
+            "period": [t.period for t in targets],
+            "first_day": [t.first_day.isoformat() for t in targets],
+            "last_day": [t.last_day.isoformat() for t in targets],
+        },
+        dtype=object,
+    )

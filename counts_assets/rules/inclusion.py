@@ -1,0 +1,102 @@
+"""Which records are exported (§3)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pandas as pd
+
+from counts_assets.orgs.models import Organization, normalize_text
+from counts_assets.rules.booleans import parse_flags
+from counts_assets.rules.text import as_text, matching_form
+from counts_assets.rules.timestamps import local_dates, parse_started_at
+
+RECORD_KEY = ["org_id", "call_report_num"]
+
+
+def with_call_dates(
+    records: pd.DataFrame, orgs: Mapping[str, Organization]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Records with `call_date` (local date in the org's zone) and `deleted_flag`.
+
+    Returns (records, unreadable) where unreadable lists (org_id, call_report_num, column) of
+    records left out because `call_report_num`, `started_at` or `deleted` could not be read.
+    """
+    out = records.copy()
+    for column in ("org_id", "call_report_num", "contact_form", "status"):
+        out[column] = as_text(out[column])
+    instants = parse_started_at(out["started_at"])
+    out["call_date"] = None
+    for org_id, rows in out.groupby("org_id", sort=False).groups.items():
+        if org_id in orgs:
+            out.loc[rows, "call_date"] = local_dates(instants[rows], orgs[org_id].timezone)
+    out["deleted_flag"], bad_deleted = parse_flags(out["deleted"])
+
+    bad_time = instants.isna()
+    bad_number = out["call_report_num"].isna()
+    unreadable = pd.concat(
+        [
+            out.loc[bad_number, RECORD_KEY].assign(column="call_report_num"),
+            out.loc[bad_time & ~bad_number, RECORD_KEY].assign(column="started_at"),
+            out.loc[bad_deleted, RECORD_KEY].assign(column="deleted"),
+        ],
+        ignore_index=True,
+    )
+    return out[~bad_number & ~bad_time & ~bad_deleted], unreadable
+
+
+def interaction_record_keys(
+    answers: pd.DataFrame, orgs: Mapping[str, Organization]
+) -> pd.DataFrame:
+    """(org_id, call_report_num) of records that hold an `any_of` answer of their org."""
+    conditions = pd.DataFrame(
+        [
+            (org.id, normalize_text(condition.question), normalize_text(answer))
+            for org in orgs.values()
+            if org.interaction_filter.any_of
+            for condition in org.interaction_filter.any_of
+            for answer in condition.answers
+        ],
+        columns=["org_id", "question_key", "answer_key"],
+    ).drop_duplicates()
+    if conditions.empty or answers.empty:
+        return pd.DataFrame(columns=RECORD_KEY)
+    keyed = answers[RECORD_KEY].assign(
+        question_key=matching_form(answers["question"]),
+        answer_key=matching_form(answers["answer"]),
+    )
+    hits = keyed.merge(conditions, on=["org_id", "question_key", "answer_key"])
+    return hits[RECORD_KEY].drop_duplicates()
+
+
+def select_included(
+    records: pd.DataFrame,
+    answers: pd.DataFrame,
+    orgs: Mapping[str, Organization],
+    targets: pd.DataFrame,
+    monthly: bool,
+) -> pd.DataFrame:
+    """Included records of each target (org_id, period, first_day, last_day).
+
+    `records` must come from `with_call_dates`; first_day already accounts for share_from.
+    A period is a Call Date (`YYYY-MM-DD`) or, when monthly, a month (`YYYY-MM`).
+    """
+    forms = pd.DataFrame(
+        [(org.id, form) for org in orgs.values() for form in org.contact_forms],
+        columns=["org_id", "contact_form"],
+    ).drop_duplicates()
+    candidates = records[(records["status"] == "finalized") & ~records["deleted_flag"]]
+    candidates = candidates.merge(forms, on=["org_id", "contact_form"])
+
+    all_211 = {org.id for org in orgs.values() if org.interaction_filter.all_records}
+    marked = interaction_record_keys(answers, orgs).assign(marked=True)
+    candidates = candidates.merge(marked, on=RECORD_KEY, how="left")
+    is_interaction = candidates["org_id"].isin(all_211) | candidates["marked"].eq(True)
+    candidates = candidates[is_interaction].drop(columns="marked")
+
+    candidates["period"] = candidates["call_date"].str[:7] if monthly else candidates["call_date"]
+    in_targets = candidates.merge(targets, on=["org_id", "period"])
+    in_period = (in_targets["call_date"] >= in_targets["first_day"]) & (
+        in_targets["call_date"] <= in_targets["last_day"]
+    )
+    return in_targets[in_period].drop(columns=["first_day", "last_day"]).reset_index(drop=True)

@@ -1,0 +1,41 @@
+"""Environment settings of the contract (§5, §6, §7), each with its documented default."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+DEFAULT_ORGS_DIR = "./organizations"
+DEFAULT_SOURCE_URL = "sqlite:///data/demo_source.sqlite"
+DEFAULT_EXPORT_DIR = "./data/exports"
+DEFAULT_FIRST_DATE = "2025-01-01"
+DEFAULT_DELIVERY_URL = "file://" + str(Path("./data/outbox").resolve())
+DEFAULT_GRACE_MINUTES = 60
+
+
+def orgs_dir() -> Path:
+    return Path(os.environ.get("COUNTS_ORGS_DIR", DEFAULT_ORGS_DIR))
+
+
+def export_dir() -> Path:
+    return Path(os.environ.get("COUNTS_EXPORT_DIR", DEFAULT_EXPORT_DIR))
+
+
+def first_date() -> dt.date:
+    raw = os.environ.get("COUNTS_FIRST_DATE", DEFAULT_FIRST_DATE)
+    try:
+        return dt.date.fromisoformat(raw.strip())
+    except ValueError as exc:
+        raise ValueError(f"COUNTS_FIRST_DATE={raw!r} is not a YYYY-MM-DD date") from exc
+
+
+def grace_minutes() -> int:
+    raw = os.environ.get("COUNTS_GRACE_MINUTES", str(DEFAULT_GRACE_MINUTES))
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ValueError(f"COUNTS_GRACE_MINUTES={raw!r} is not a whole number") from exc
+    if value < 0:
+        raise ValueError(f"COUNTS_GRACE_MINUTES={raw!r} must not be negative")
+    return value

@@ -1,0 +1,1 @@
+"""The contact-record store (contract §2)."""

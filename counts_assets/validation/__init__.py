@@ -1,0 +1,1 @@
+"""pandera schemas of both files; the same schemas gate publishing and delivery."""
