@@ -1,0 +1,1 @@
+"""Daily and monthly export assets with their data-quality checks."""

@@ -1,0 +1,262 @@
+"""The export assets: raw contacts -> mapped demographics -> summary file + needs file, daily
+(`date` x `org`) and monthly (`month` x `org`).
+
+One multi-asset per cadence, because the four steps share one read of the store and the pair is
+published together or not at all. Intermediate frames are not persisted: they hold answers
+from the CRM, which have no business being copied into Dagster's storage. Each partition still
+gets its own materialization of each asset, with its own metadata."""
+
+
+import datetime as dt
+from collections.abc import Iterator
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+
+from counts_assets.assets.metadata import file_metadata, findings_counts, markdown_table
+from counts_assets.exports.periods import Target, plan_targets
+from counts_assets.exports.run import RunOutcome, run_exports
+from counts_assets.partitions import (
+    daily_partitions,
+    monthly_partitions,
+    partition_key,
+    split_key,
+)
+from counts_assets.resources import ExportFiles, OrgRegistry
+from counts_assets.source.reader import SourceReader
+from counts_assets.source.tables import SourceTables
+
+
+class Cadence:
+    def __init__(self, name: str, partitions_def: dg.MultiPartitionsDefinition) -> None:
+        self.name = name
+        self.monthly = name == "monthly"
+        self.partitions_def = partitions_def
+        self.raw = dg.AssetKey(f"{name}_raw_contacts")
+        self.mapped = dg.AssetKey(f"{name}_mapped_demographics")
+        self.summary = dg.AssetKey(f"{name}_summary_file")
+        self.needs = dg.AssetKey(f"{name}_needs_file")
+
+    @property
+    def file_keys(self) -> dict[str, dg.AssetKey]:
+        return {"summary": self.summary, "needs": self.needs}
+
+
+DAILY = Cadence("daily", daily_partitions)
+MONTHLY = Cadence("monthly", monthly_partitions)
+
+CHECK_UNREADABLE = "source_values_readable"
+CHECK_UNMAPPED = "demographic_answers_mapped"
+CHECK_NEEDS = "taxonomy_codes_valid"
+CHECK_ZIPS = "zip_codes_valid"
+CHECK_SCHEMA = "files_pass_schema"
+
+
+def _warning(cadence_key: dg.AssetKey, name: str, frame: pd.DataFrame, what: str):
+    return dg.AssetCheckResult(
+        asset_key=cadence_key,
+        check_name=name,
+        passed=frame.empty,
+        severity=dg.AssetCheckSeverity.WARN,
+        metadata={"findings": len(frame), what: dg.MetadataValue.md(markdown_table(frame))},
+    )
+
+
+def _check_results(cadence: Cadence, outcome: RunOutcome, failed: dict) -> Iterator:
+    findings = outcome.frames.findings
+    unreadable = pd.concat(
+        [
+            findings.unreadable,
+            findings.duplicates.assign(column="duplicate call_report_num")[
+                ["org_id", "call_report_num", "column"]
+            ],
+        ],
+        ignore_index=True,
+    )
+    yield _warning(cadence.raw, CHECK_UNREADABLE, unreadable, "records_left_out")
+    yield _warning(cadence.mapped, CHECK_UNMAPPED, findings.unmapped, "unmapped_answers")
+    yield _warning(cadence.needs, CHECK_NEEDS, findings.invalid_needs, "needs_left_out")
+    yield _warning(cadence.needs, CHECK_ZIPS, findings.invalid_zips, "invalid_zips_per_file")
+    failures = pd.DataFrame(
+        [(org, period, line) for (org, period), lines in failed.items() for line in lines],
+        columns=["org_id", "period", "failure"],
+    )
+    yield dg.AssetCheckResult(
+        asset_key=cadence.summary,
+        check_name=CHECK_SCHEMA,
+        passed=failures.empty,
+        severity=dg.AssetCheckSeverity.ERROR,
+        metadata={"failed_files": len(failures), "failures": dg.MetadataValue.md(
+            markdown_table(failures)
+        )},
+    )
+
+
+def _log_findings(context: dg.AssetExecutionContext, outcome: RunOutcome) -> None:
+    findings = outcome.frames.findings
+    if not findings.unreadable.empty:
+        context.log.warning(
+            f"{len(findings.unreadable)} records left out, unreadable values: "
+            + ", ".join(
+                f"{r.org_id}/{r.call_report_num} ({r.column})"
+                for r in findings.unreadable.head(20).itertuples()
+            )
+        )
+    if not findings.invalid_needs.empty:
+        context.log.warning(
+            f"{len(findings.invalid_needs)} needs left out: "
+            + ", ".join(
+                f"{r.org_id}/{r.call_report_num} code {r.taxonomy_code!r} ({r.reason})"
+                for r in findings.invalid_needs.head(20).itertuples()
+            )
+        )
+    if not findings.unmapped.empty:
+        totals = findings.unmapped.groupby(["org_id", "slot", "answer"])["count"].sum()
+        context.log.warning(
+            "answers sent empty, not in the value map: "
+            + ", ".join(f"{o}/{s} {a!r} x{n}" for (o, s, a), n in totals.head(20).items())
+        )
+    if not findings.invalid_zips.empty:
+        context.log.warning(
+            f"{int(findings.invalid_zips['count'].sum())} included records have a zip code that "
+            "is not NNNNN, NNNNN-NNNN or NNNNNNNNN (sent empty)"
+        )
+
+
+def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
+    group = "daily_exports" if not cadence.monthly else "monthly_reconciliation"
+    specs = [
+        dg.AssetSpec(
+            cadence.raw,
+            skippable=True,
+            description="Contact records of the period as read from the store (contract §2-§3).",
+        ),
+        dg.AssetSpec(
+            cadence.mapped,
+            deps=[cadence.raw],
+            skippable=True,
+            description="Included records with their six demographic slots mapped (§1).",
+        ),
+        dg.AssetSpec(
+            cadence.summary,
+            deps=[cadence.mapped],
+            skippable=True,
+            description="File 1: calls and services per Call Date and Report Version (§4).",
+        ),
+        dg.AssetSpec(
+            cadence.needs,
+            deps=[cadence.mapped],
+            skippable=True,
+            description="File 2: needs and demographics per record (§4).",
+        ),
+    ]
+    checks = [
+        dg.AssetCheckSpec(CHECK_UNREADABLE, asset=cadence.raw),
+        dg.AssetCheckSpec(CHECK_UNMAPPED, asset=cadence.mapped),
+        dg.AssetCheckSpec(CHECK_NEEDS, asset=cadence.needs),
+        dg.AssetCheckSpec(CHECK_ZIPS, asset=cadence.needs),
+        dg.AssetCheckSpec(CHECK_SCHEMA, asset=cadence.summary),
+    ]
+
+    @dg.multi_asset(
+        name=f"{cadence.name}_exports",
+        specs=specs,
+        check_specs=checks,
+        partitions_def=cadence.partitions_def,
+        can_subset=False,
+        group_name=group,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+    )
+    def export_files(
+        context: dg.AssetExecutionContext,
+        org_registry: OrgRegistry,
+        source: SourceReader,
+        export_files: ExportFiles,
+    ) -> Iterator[Any]:
+        requested = [split_key(cadence.partitions_def, k) for k in context.partition_keys]
+        registry = org_registry.load()
+        known = [(org, start) for org, start in requested if org in registry.orgs]
+        unknown = sorted({org for org, _ in requested if org not in registry.orgs})
+        targets, skipped = plan_targets(known, registry.orgs, cadence.monthly)
+        outcome = _export(context, source, export_files, registry.orgs, targets)
+
+        counts = findings_counts(outcome.frames.findings)
+        for target in targets:
+            yield from _materializations(cadence, outcome, target, counts)
+        for (org_id, period), reason in skipped.items():
+            start = dt.date.fromisoformat(period + "-01" if cadence.monthly else period)
+            key = partition_key(cadence.monthly, org_id, start)
+            for asset_key in (cadence.raw, cadence.mapped, *cadence.file_keys.values()):
+                yield dg.AssetMaterialization(
+                    asset_key=asset_key, partition=key, metadata={"status": "skipped",
+                                                                  "reason": reason}
+                )
+        context.log.info(
+            f"{len(targets)} file pairs planned, {len(skipped)} periods before share_from, "
+            f"{sum(1 for f in outcome.files.values() if f.published)} pairs published"
+        )
+        _log_findings(context, outcome)
+        yield from _check_results(cadence, outcome, outcome.failed)
+
+        problems = [
+            f"{org}: no valid organization file in the registry"
+            + "".join(f"; {e}" for e in registry.errors if org in e.path)
+            for org in unknown
+        ]
+        problems += [
+            f"{org} {period}: {line}"
+            for (org, period), lines in outcome.failed.items()
+            for line in lines
+        ]
+        if problems:
+            raise dg.Failure(
+                description="Not published (the previous files stay):\n" + "\n".join(problems),
+                metadata={"failed": len(problems)},
+            )
+
+    return export_files
+
+
+def _export(context, source, export_files, orgs, targets: list[Target]) -> RunOutcome:
+    if targets:
+        first = min(t.first_day for t in targets)
+        last = max(t.last_day for t in targets)
+        tables = source.read(sorted({t.org_id for t in targets}), first, last)
+        context.log.info(
+            f"read {len(tables.records)} records of {len({t.org_id for t in targets})} orgs "
+            f"for Call Dates {first}..{last} in one query per table"
+        )
+    else:
+        tables = SourceTables.empty()
+    return run_exports(tables, orgs, targets, export_files.root)
+
+
+def _materializations(cadence: Cadence, outcome: RunOutcome, target: Target, counts: dict):
+    key = (target.org_id, target.period)
+    result = outcome.files[key]
+    if not result.published:
+        return
+    start = target.first_day.replace(day=1) if cadence.monthly else target.first_day
+    partition = partition_key(cadence.monthly, target.org_id, start)
+    found = counts.get(key, {"needs_left_out": 0, "invalid_zip_codes": 0, "unmapped_answers": 0})
+    yield dg.AssetMaterialization(
+        asset_key=cadence.raw,
+        partition=partition,
+        metadata={"included_records": result.included_records},
+    )
+    yield dg.AssetMaterialization(
+        asset_key=cadence.mapped,
+        partition=partition,
+        metadata={"included_records": result.included_records,
+                  "unmapped_answers": found["unmapped_answers"]},
+    )
+    for kind, asset_key in cadence.file_keys.items():
+        meta = file_metadata(result, kind)
+        if kind == "needs":
+            meta |= {k: found[k] for k in ("needs_left_out", "invalid_zip_codes")}
+        yield dg.AssetMaterialization(asset_key=asset_key, partition=partition, metadata=meta)
+
+
+daily_exports = build_export_asset(DAILY)
+monthly_exports = build_export_asset(MONTHLY)

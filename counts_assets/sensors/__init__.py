@@ -1,0 +1,1 @@
+"""Sensors: the org registry and delivery."""
