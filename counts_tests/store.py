@@ -1,0 +1,82 @@
+"""Builds small hand-made contact-record stores for tests, with personal-data columns beside
+the contract's."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from counts_assets.demo.store import SCHEMA
+
+RECORD_FIELDS = [
+    "org_id", "call_report_num", "contact_form", "report_version", "started_at", "status",
+    "deleted", "postal_code", "caller_name", "caller_phone", "specialist_notes",
+]
+
+
+def record(
+    crn: str,
+    started_at: str | None,
+    *,
+    org: str = "testorg",
+    form: str = "211 Contact",
+    version: str | None = "v2",
+    status: str = "finalized",
+    deleted: object = None,
+    postal: str | None = None,
+    name: str = "CANARY-NAME-7731",
+) -> dict:
+    return {
+        "org_id": org, "call_report_num": crn, "contact_form": form, "report_version": version,
+        "started_at": started_at, "status": status, "deleted": deleted, "postal_code": postal,
+        "caller_name": name, "caller_phone": "CANARY-PHONE-555-0199",
+        "specialist_notes": "CANARY-NOTE-lives-at-12-Elm",
+    }
+
+
+def write_store(
+    url: str,
+    records: Iterable[dict],
+    answers: Iterable[tuple] = (),
+    needs: Iterable[tuple] = (),
+    referrals: Iterable[tuple] = (),
+) -> sa.Engine:
+    """answers: (org, crn, question, answer); needs: (org, crn, code, unmet);
+    referrals: (org, crn, resource_id)."""
+    engine = sa.create_engine(url)
+    with engine.begin() as connection:
+        for statement in SCHEMA.split(";"):
+            if statement.strip():
+                connection.exec_driver_sql(statement)
+        rows = list(records)
+        if rows:
+            connection.execute(
+                sa.text(
+                    f"INSERT INTO contact_records ({', '.join(RECORD_FIELDS)}) VALUES "
+                    f"({', '.join(':' + f for f in RECORD_FIELDS)})"
+                ),
+                rows,
+            )
+        for table, columns, values in (
+            ("contact_answers", ["org_id", "call_report_num", "question", "answer"], answers),
+            ("contact_needs", ["org_id", "call_report_num", "taxonomy_code", "unmet",
+                               "need_notes"], [(*n, "CANARY-NEED-NOTE") for n in needs]),
+            ("contact_referrals", ["org_id", "call_report_num", "resource_id", "resource_name"],
+             [(*r, "CANARY-RESOURCE") for r in referrals]),
+        ):
+            values = list(values)
+            if values:
+                connection.execute(
+                    sa.text(
+                        f"INSERT INTO {table} ({', '.join(columns)}) VALUES "
+                        f"({', '.join(':' + c for c in columns)})"
+                    ),
+                    [dict(zip(columns, v, strict=True)) for v in values],
+                )
+    return engine
+
+
+def sqlite_url(directory: Path, name: str = "store.sqlite") -> str:
+    return f"sqlite:///{directory / name}"
