@@ -41,7 +41,7 @@ def _pair_counts(summary: pd.DataFrame, needs: pd.DataFrame) -> pd.DataFrame:
 
 
 def _collect(
-    schema: type, frame: pd.DataFrame, file_label: str, failures: dict
+    schema: type, frame: pd.DataFrame, file_label: str, failures: dict, by_date: bool = False
 ) -> None:
     try:
         schema.validate(frame, lazy=True)
@@ -49,7 +49,7 @@ def _collect(
         cases = errors.failure_cases
         by_file: dict[tuple[str, str], dict[str, list]] = defaultdict(lambda: defaultdict(list))
         for case in cases.itertuples(index=False):
-            rule = f"{case.column}: {case.check}" if case.column else str(case.check)
+            rule = _rule_name(schema, case)
             if pd.isna(case.index):
                 for key in frame[FILE_KEY].drop_duplicates().itertuples(index=False):
                     by_file[tuple(key)][rule].append(None)
@@ -60,11 +60,24 @@ def _collect(
             lines = failures.setdefault(key, [])
             for rule, rows in rules.items():
                 indexes = sorted({r for r in rows if r is not None})
-                numbered = [_file_row(frame, key, r) for r in indexes[:MAX_ROWS_NAMED]]
-                more = len(indexes) - len(numbered)
-                shown = ", ".join(map(str, numbered)) + (f" (+{more} more)" if more else "")
-                where = f"data rows {shown}" if numbered else "whole file"
-                lines.append(f"{file_label} file fails [{rule}] at {where}")
+                if by_date:
+                    named = [frame.loc[r, "Call Date"] for r in indexes[:MAX_ROWS_NAMED]]
+                else:
+                    named = [_file_row(frame, key, r) for r in indexes[:MAX_ROWS_NAMED]]
+                more = len(indexes) - len(named)
+                shown = ", ".join(map(str, named)) + (f" (+{more} more)" if more else "")
+                place = "Call Dates" if by_date else "data rows"
+                where = f"{place} {shown}" if named else "whole file"
+                lines.append(f"{file_label} fails [{rule}] at {where}")
+
+
+def _rule_name(schema: type, case) -> str:
+    if case.check == "multiple_fields_uniqueness":
+        columns = [c for c in schema.Config.unique if c not in FILE_KEY]
+        return "rows must be unique on " + ", ".join(columns)
+    if case.schema_context == "DataFrameSchema" or not case.column:
+        return str(case.check)  # a row-wise rule: one case per cell, named once
+    return f"{case.column}: {case.check}"
 
 
 def _file_row(frame: pd.DataFrame, key: tuple[str, str], index: int) -> int:
@@ -80,7 +93,13 @@ def validate_run(
     report = ValidationReport()
     summary_frame = _windowed(summary, targets)
     needs_frame = _windowed(needs, targets)
-    _collect(SummaryFileSchema, summary_frame, "summary", report.failures)
-    _collect(NeedsFileSchema, needs_frame, "needs", report.failures)
-    _collect(FilePairSchema, _pair_counts(summary, needs), "summary/needs pair", report.failures)
+    _collect(SummaryFileSchema, summary_frame, "summary file", report.failures)
+    _collect(NeedsFileSchema, needs_frame, "needs file", report.failures)
+    _collect(
+        FilePairSchema,
+        _pair_counts(summary, needs),
+        "summary/needs pair",
+        report.failures,
+        by_date=True,
+    )
     return report
