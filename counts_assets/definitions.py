@@ -31,11 +31,10 @@ monthly_reconciliation_job = dg.define_asset_job(
     description="The same for one calendar month: the restatement that catches late changes.",
 )
 
-defs = dg.Definitions(
-    assets=[daily_exports, monthly_exports],
-    jobs=[daily_export_job, monthly_reconciliation_job],
-    sensors=[org_registry_sensor],
-    resources={
+
+
+def default_resources() -> dict[str, dg.ConfigurableResource]:
+    return {
         "org_registry": OrgRegistry(
             orgs_dir=_env("COUNTS_ORGS_DIR", settings.DEFAULT_ORGS_DIR),
             first_date=settings.first_date().isoformat(),
@@ -44,5 +43,17 @@ defs = dg.Definitions(
         "export_files": ExportFiles(
             export_dir=_env("COUNTS_EXPORT_DIR", settings.DEFAULT_EXPORT_DIR)
         ),
-    },
-)
+    }
+
+
+def build_defs(resources: dict[str, dg.ConfigurableResource]) -> dg.Definitions:
+    """The platform with the given resources (tests point them at temporary folders)."""
+    return dg.Definitions(
+        assets=[daily_exports, monthly_exports],
+        jobs=[daily_export_job, monthly_reconciliation_job],
+        sensors=[org_registry_sensor],
+        resources=resources,
+    )
+
+
+defs = build_defs(default_resources())

@@ -1,0 +1,175 @@
+"""Wiring: the jobs of `defs` materialize daily, monthly and ranged partitions into a temporary
+DAGSTER_HOME, with per-partition metadata, checks, and clear failures."""
+
+from __future__ import annotations
+
+import hashlib
+
+import dagster as dg
+import pytest
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+
+from counts_assets.definitions import build_defs, defs
+from counts_assets.resources import ExportFiles, OrgRegistry
+from counts_assets.source.reader import SourceReader
+from counts_tests.golden_store import GOLDEN_DIR, build_golden_store, write_org_files
+from counts_tests.store import sqlite_url
+
+
+@pytest.fixture
+def platform(tmp_path):
+    url = sqlite_url(tmp_path)
+    build_golden_store(url)
+    orgs_dir = write_org_files(tmp_path / "orgs")
+    export_dir = tmp_path / "exports"
+    resources = {
+        "org_registry": OrgRegistry(orgs_dir=str(orgs_dir), first_date="2025-01-01"),
+        "source": SourceReader(url=url),
+        "export_files": ExportFiles(export_dir=str(export_dir)),
+    }
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        instance.add_dynamic_partitions("orgs", ["testorg", "otherorg"])
+        yield build_defs(resources), instance, export_dir, orgs_dir, home
+
+
+def run(platform, job_name, start, end=None):
+    definitions, instance, *_ = platform
+    job = definitions.resolve_job_def(job_name)
+    if end is None:
+        return job.execute_in_process(instance=instance, partition_key=start,
+                                      raise_on_error=False)
+    return job.execute_in_process(
+        instance=instance,
+        tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
+        raise_on_error=False,
+    )
+
+
+def materialization(instance, asset, partition):
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]),
+        limit=10,
+    ).records
+    assert len(records) == 1, (asset, partition, len(records))
+    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
+
+
+def test_definitions_expose_the_contract_names():
+    assert {j.name for j in defs.resolve_all_job_defs()} >= {
+        "daily_export_job", "monthly_reconciliation_job"
+    }
+    sensor = defs.resolve_sensor_def("org_registry_sensor")
+    assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
+    daily = defs.resolve_job_def("daily_export_job").partitions_def
+    assert daily.get_partition_key_from_str("2026-10-15|gateway211").keys_by_dimension == {
+        "date": "2026-10-15", "org": "gateway211"
+    }
+
+
+def test_daily_partition(platform):
+    _, instance, export_dir, *_ = platform
+    result = run(platform, "daily_export_job", "2026-03-08|testorg")
+    assert result.success
+    for kind in ("summary", "needs"):
+        name = f"testorg_daily_2026-03-08_{kind}.csv"
+        made = export_dir / "testorg" / "daily" / name
+        assert made.read_bytes() == (GOLDEN_DIR / name).read_bytes()
+        meta = materialization(instance, f"daily_{kind}_file", "2026-03-08|testorg")
+        assert meta["status"] == "published"
+        assert meta["path"] == str(made)
+        assert meta["sha256"] == hashlib.sha256(made.read_bytes()).hexdigest()
+        assert meta["included_records"] == 3 and meta["total_calls"] == 3
+        assert meta["total_services"] == 3 and meta["total_needs"] == 6
+    needs_meta = materialization(instance, "daily_needs_file", "2026-03-08|testorg")
+    assert needs_meta["rows_written"] == 5
+    assert needs_meta["needs_left_out"] == 2 and needs_meta["invalid_zip_codes"] == 1
+    summary_meta = materialization(instance, "daily_summary_file", "2026-03-08|testorg")
+    assert "| 2026-03-08 | 1 | 2 | v2 |" in summary_meta["preview"]
+    mapped = materialization(instance, "daily_mapped_demographics", "2026-03-08|testorg")
+    assert mapped == {"included_records": 3, "unmapped_answers": 1}
+
+    checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
+    assert checks["taxonomy_codes_valid"].passed is False
+    assert checks["taxonomy_codes_valid"].severity == dg.AssetCheckSeverity.WARN
+    assert "BD1800" in checks["taxonomy_codes_valid"].metadata["needs_left_out"].value
+    assert "Carrier pigeon" in (
+        checks["demographic_answers_mapped"].metadata["unmapped_answers"].value
+    )
+    assert checks["source_values_readable"].passed is False  # record 1008
+    assert checks["files_pass_schema"].passed is True
+
+
+def test_monthly_partition(platform):
+    _, instance, export_dir, *_ = platform
+    assert run(platform, "monthly_reconciliation_job", "2026-03-01|testorg").success
+    for kind in ("summary", "needs"):
+        name = f"testorg_monthly_2026-03_{kind}.csv"
+        assert (export_dir / "testorg" / "monthly" / name).read_bytes() == (
+            GOLDEN_DIR / name
+        ).read_bytes()
+    meta = materialization(instance, "monthly_summary_file", "2026-03-01|testorg")
+    assert meta["first_call_date"] == "2026-03-07" and meta["last_call_date"] == "2026-03-31"
+
+
+def test_multi_day_multi_org_range_in_one_run(platform):
+    _, instance, export_dir, *_ = platform
+    result = run(platform, "daily_export_job", "2026-03-05|testorg", "2026-03-10|otherorg")
+    assert result.success
+    assert len(instance.get_run_records()) == 1
+    made = sorted(p.name for p in export_dir.rglob("*.csv"))
+    assert len(made) == 2 * (4 + 6)  # testorg from share_from 03-07, otherorg every day
+    assert (export_dir / "testorg/daily/testorg_daily_2026-03-08_needs.csv").read_bytes() == (
+        GOLDEN_DIR / "testorg_daily_2026-03-08_needs.csv"
+    ).read_bytes()
+    assert (export_dir / "otherorg/daily/otherorg_daily_2026-03-08_needs.csv").read_text() == (
+        "Call Date,Zip Code,Taxonomy Code,Count,Need Was Unmet,Age,Gender,Ethnicity,"
+        "Children In Household,Income Level,Source,Call Report Num\n"
+        "2026-03-08,,BD-1800.2000,1,False,,,,,,,1002\n"
+    )
+    skipped = materialization(instance, "daily_summary_file", "2026-03-06|testorg")
+    assert skipped == {
+        "status": "skipped",
+        "reason": "no file: 2026-03-06 is before testorg's share_from 2026-03-07",
+    }
+    for asset in ("daily_raw_contacts", "daily_mapped_demographics", "daily_needs_file"):
+        for day in range(5, 11):
+            for org in ("testorg", "otherorg"):
+                materialization(instance, asset, f"2026-03-{day:02d}|{org}")
+
+
+def test_org_without_a_valid_file_fails_only_with_a_clear_reason(platform):
+    _, instance, export_dir, orgs_dir, _ = platform
+    (orgs_dir / "badorg.yaml").write_text("id: badorg\nname: Bad\n", encoding="utf-8")
+    instance.add_dynamic_partitions("orgs", ["badorg"])
+    result = run(platform, "daily_export_job", "2026-03-08|testorg", "2026-03-08|badorg")
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = failure.step_failure_data.user_failure_data.description
+    assert "badorg: no valid organization file in the registry" in message
+    assert "badorg.yaml: timezone: Field required" in message
+    # The other orgs of the run are still published and materialized.
+    assert (export_dir / "testorg/daily/testorg_daily_2026-03-08_summary.csv").exists()
+    assert materialization(instance, "daily_summary_file", "2026-03-08|otherorg")["status"] == (
+        "published"
+    )
+
+
+def test_no_personal_data_reaches_files_logs_or_metadata(platform, capfd):
+    _, _, export_dir, _, home = platform
+    assert run(platform, "daily_export_job", "2026-03-01|testorg", "2026-03-10|otherorg").success
+    assert run(platform, "monthly_reconciliation_job", "2026-03-01|testorg",
+               "2026-03-01|otherorg").success
+    captured = capfd.readouterr()
+    places = {"stdout/stderr": (captured.out + captured.err).encode()}
+    for folder in (export_dir, home):
+        for path in folder.rglob("*"):
+            if path.is_file():
+                places[str(path)] = path.read_bytes()
+    assert len(places) > 10
+    leaks = [where for where, data in places.items() if b"CANARY" in data]
+    assert leaks == []

@@ -1,0 +1,76 @@
+"""The source reader (§2): one query per table per run, contract columns only, clear errors."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+
+from counts_assets.source.reader import SourceSchemaError, read_source
+from counts_tests.store import record, sqlite_url, write_store
+
+
+@pytest.fixture
+def engine(tmp_path):
+    records = [
+        record("in", "2026-10-15 12:00:00"),
+        record("offset", " 2026-10-16T01:00:00+05:00 "),
+        record("early", "2026-09-01 12:00:00"),
+        record("late", "2026-12-01 12:00:00"),
+        record("bad", "15/10/2026"),
+        record("null", None),
+        record("other", "2026-10-15 12:00:00", org="elsewhere"),
+    ]
+    answers = [("testorg", "in", "Gender", "F"), ("testorg", "early", "Gender", "M"),
+               ("elsewhere", "other", "Gender", "X")]
+    needs = [("testorg", "in", "BD", None), ("testorg", "late", "BD", None)]
+    referrals = [("testorg", "in", "R1"), ("testorg", "in", "R2"), ("testorg", "early", "R3")]
+    return write_store(sqlite_url(tmp_path), records, answers, needs, referrals)
+
+
+def test_one_query_per_table_for_the_whole_range(engine):
+    statements: list[str] = []
+    sa.event.listen(engine, "before_cursor_execute",
+                    lambda conn, cursor, statement, *a: statements.append(statement))
+    tables = read_source(engine, ["testorg"], dt.date(2026, 10, 1), dt.date(2026, 10, 31))
+    data_queries = [s for s in statements if s.lstrip().upper().startswith("SELECT")
+                    and "sqlite_master" not in s and "PRAGMA" not in s.upper()]
+    assert len(data_queries) == 4
+    assert not any("caller_name" in s or "notes" in s or "resource_name" in s for s in statements)
+    assert sorted(tables.records["call_report_num"]) == ["bad", "in", "null", "offset"]
+    assert tables.answers.values.tolist() == [["testorg", "in", "Gender", "F"]]
+    assert tables.needs["call_report_num"].tolist() == ["in"]
+    assert tables.referrals.values.tolist() == [["testorg", "in", 2]]
+    assert list(tables.records.columns) == [
+        "org_id", "call_report_num", "contact_form", "report_version", "started_at", "status",
+        "deleted", "postal_code",
+    ]
+
+
+def test_missing_table_or_column_is_named(tmp_path):
+    engine = sa.create_engine(sqlite_url(tmp_path))
+    with engine.begin() as connection:
+        connection.exec_driver_sql("CREATE TABLE contact_records (org_id TEXT, started_at TEXT)")
+        connection.exec_driver_sql(
+            "CREATE TABLE contact_answers (org_id TEXT, call_report_num TEXT, question TEXT, "
+            "answer TEXT)"
+        )
+    with pytest.raises(SourceSchemaError) as error:
+        read_source(engine, ["testorg"], dt.date(2026, 10, 1), dt.date(2026, 10, 1))
+    message = str(error.value)
+    assert "contact_records.call_report_num is missing" in message
+    assert "contact_records.postal_code is missing" in message
+    assert "table or view contact_needs is missing" in message
+    assert "table or view contact_referrals is missing" in message
+
+
+def test_views_are_accepted(engine):
+    with engine.begin() as connection:
+        connection.exec_driver_sql("ALTER TABLE contact_needs RENAME TO crm_needs")
+        connection.exec_driver_sql(
+            "CREATE VIEW contact_needs AS SELECT org_id, call_report_num, taxonomy_code, unmet "
+            "FROM crm_needs"
+        )
+    tables = read_source(engine, ["testorg"], dt.date(2026, 10, 1), dt.date(2026, 10, 31))
+    assert tables.needs["call_report_num"].tolist() == ["in"]
