@@ -32,7 +32,6 @@ monthly_reconciliation_job = dg.define_asset_job(
 )
 
 
-
 def default_resources() -> dict[str, dg.ConfigurableResource]:
     return {
         "org_registry": OrgRegistry(

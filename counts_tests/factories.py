@@ -24,8 +24,12 @@ def make_org(**overrides: Any) -> Organization:
 
 def records_frame(rows: list[dict]) -> pd.DataFrame:
     defaults = {
-        "org_id": "testorg", "contact_form": "211 Contact", "report_version": "v1",
-        "status": "finalized", "deleted": None, "postal_code": None,
+        "org_id": "testorg",
+        "contact_form": "211 Contact",
+        "report_version": "v1",
+        "status": "finalized",
+        "deleted": None,
+        "postal_code": None,
     }
     return pd.DataFrame([defaults | r for r in rows], columns=RECORD_COLUMNS, dtype=object)
 

@@ -11,8 +11,17 @@ import sqlalchemy as sa
 from counts_assets.demo.store import SCHEMA
 
 RECORD_FIELDS = [
-    "org_id", "call_report_num", "contact_form", "report_version", "started_at", "status",
-    "deleted", "postal_code", "caller_name", "caller_phone", "specialist_notes",
+    "org_id",
+    "call_report_num",
+    "contact_form",
+    "report_version",
+    "started_at",
+    "status",
+    "deleted",
+    "postal_code",
+    "caller_name",
+    "caller_phone",
+    "specialist_notes",
 ]
 
 
@@ -29,9 +38,16 @@ def record(
     name: str = "CANARY-NAME-7731",
 ) -> dict:
     return {
-        "org_id": org, "call_report_num": crn, "contact_form": form, "report_version": version,
-        "started_at": started_at, "status": status, "deleted": deleted, "postal_code": postal,
-        "caller_name": name, "caller_phone": "CANARY-PHONE-555-0199",
+        "org_id": org,
+        "call_report_num": crn,
+        "contact_form": form,
+        "report_version": version,
+        "started_at": started_at,
+        "status": status,
+        "deleted": deleted,
+        "postal_code": postal,
+        "caller_name": name,
+        "caller_phone": "CANARY-PHONE-555-0199",
         "specialist_notes": "CANARY-NOTE-lives-at-12-Elm",
     }
 
@@ -61,10 +77,16 @@ def write_store(
             )
         for table, columns, values in (
             ("contact_answers", ["org_id", "call_report_num", "question", "answer"], answers),
-            ("contact_needs", ["org_id", "call_report_num", "taxonomy_code", "unmet",
-                               "need_notes"], [(*n, "CANARY-NEED-NOTE") for n in needs]),
-            ("contact_referrals", ["org_id", "call_report_num", "resource_id", "resource_name"],
-             [(*r, "CANARY-RESOURCE") for r in referrals]),
+            (
+                "contact_needs",
+                ["org_id", "call_report_num", "taxonomy_code", "unmet", "need_notes"],
+                [(*n, "CANARY-NEED-NOTE") for n in needs],
+            ),
+            (
+                "contact_referrals",
+                ["org_id", "call_report_num", "resource_id", "resource_name"],
+                [(*r, "CANARY-RESOURCE") for r in referrals],
+            ),
         ):
             values = list(values)
             if values:

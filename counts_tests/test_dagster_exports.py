@@ -41,8 +41,7 @@ def run(platform, job_name, start, end=None):
     definitions, instance, *_ = platform
     job = definitions.resolve_job_def(job_name)
     if end is None:
-        return job.execute_in_process(instance=instance, partition_key=start,
-                                      raise_on_error=False)
+        return job.execute_in_process(instance=instance, partition_key=start, raise_on_error=False)
     return job.execute_in_process(
         instance=instance,
         tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
@@ -61,13 +60,15 @@ def materialization(instance, asset, partition):
 
 def test_definitions_expose_the_contract_names():
     assert {j.name for j in defs.resolve_all_job_defs()} >= {
-        "daily_export_job", "monthly_reconciliation_job"
+        "daily_export_job",
+        "monthly_reconciliation_job",
     }
     sensor = defs.resolve_sensor_def("org_registry_sensor")
     assert sensor.default_status == dg.DefaultSensorStatus.RUNNING
     daily = defs.resolve_job_def("daily_export_job").partitions_def
     assert daily.get_partition_key_from_str("2026-10-15|gateway211").keys_by_dimension == {
-        "date": "2026-10-15", "org": "gateway211"
+        "date": "2026-10-15",
+        "org": "gateway211",
     }
 
 
@@ -162,8 +163,9 @@ def test_org_without_a_valid_file_fails_only_with_a_clear_reason(platform):
 def test_no_personal_data_reaches_files_logs_or_metadata(platform, capfd):
     _, _, export_dir, _, home = platform
     assert run(platform, "daily_export_job", "2026-03-01|testorg", "2026-03-10|otherorg").success
-    assert run(platform, "monthly_reconciliation_job", "2026-03-01|testorg",
-               "2026-03-01|otherorg").success
+    assert run(
+        platform, "monthly_reconciliation_job", "2026-03-01|testorg", "2026-03-01|otherorg"
+    ).success
     captured = capfd.readouterr()
     places = {"stdout/stderr": (captured.out + captured.err).encode()}
     for folder in (export_dir, home):

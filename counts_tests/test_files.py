@@ -25,8 +25,7 @@ def _run(tmp_path, rows, needs=(), referrals=(), answers=(), org=None):
             [("testorg", *r) for r in referrals], columns=REFERRAL_COLUMNS, dtype=object
         ),
     )
-    outcome = run_exports(source, {org.id: org}, [Target(org.id, "2026-10-15", DAY, DAY)],
-                          tmp_path)
+    outcome = run_exports(source, {org.id: org}, [Target(org.id, "2026-10-15", DAY, DAY)], tmp_path)
     assert outcome.failed == {}
     folder = tmp_path / "testorg" / "daily"
     return (
@@ -51,8 +50,11 @@ def test_header_only_files_when_nothing_is_included(tmp_path):
 def test_needs_grouped_by_code_and_unmet_and_counted(tmp_path):
     rows = [{"call_report_num": "7", "started_at": "2026-10-15T17:00:00Z"}]
     needs = [
-        ("7", "BD-1800.2000", None), ("7", " bd-1800.2000", "0"), ("7", "BD-1800.2000", "1"),
-        ("7", "BH-1800.8500", "false"), ("7", "X1", "1"),
+        ("7", "BD-1800.2000", None),
+        ("7", " bd-1800.2000", "0"),
+        ("7", "BD-1800.2000", "1"),
+        ("7", "BH-1800.8500", "false"),
+        ("7", "X1", "1"),
     ]
     _, text = _run(tmp_path, rows, needs)
     assert _rows(text) == [
@@ -89,18 +91,32 @@ def test_rows_sorted_in_plain_string_order(tmp_path):
     needs = [("9", "BD", "1"), ("9", "BD", "0"), ("9", "B", None)]
     _, text = _run(tmp_path, rows, needs)
     assert [line.split(",")[-1] for line in _rows(text)] == [
-        "10", "9", "9", "9", "A-2", "B", "a", "b"
+        "10",
+        "9",
+        "9",
+        "9",
+        "A-2",
+        "B",
+        "a",
+        "b",
     ]
     assert [line.split(",")[2:5] for line in _rows(text)][1:4] == [
-        ["B", "1", "False"], ["BD", "1", "False"], ["BD", "1", "True"]
+        ["B", "1", "False"],
+        ["BD", "1", "False"],
+        ["BD", "1", "True"],
     ]
 
 
 def test_leading_zero_zip_kept_and_text_cells_quoted_only_when_needed(tmp_path):
-    org = make_org(demographics={"gender": {"question": "Gender"},
-                                 "source": {"question": "Src"}})
-    rows = [{"call_report_num": "1", "started_at": "2026-10-15T17:00:00Z",
-             "postal_code": "02134-0001", "report_version": 'v "2", final'}]
+    org = make_org(demographics={"gender": {"question": "Gender"}, "source": {"question": "Src"}})
+    rows = [
+        {
+            "call_report_num": "1",
+            "started_at": "2026-10-15T17:00:00Z",
+            "postal_code": "02134-0001",
+            "report_version": 'v "2", final',
+        }
+    ]
     answers = [("1", "Gender", 'He said "no"'), ("1", "Src", "a,b"), ("1", "Src", "line\nbreak")]
     summary, text = _run(tmp_path, rows, answers=answers, org=org)
     assert _rows(summary) == ['2026-10-15,1,0,"v ""2"", final"']
@@ -112,7 +128,12 @@ def test_leading_zero_zip_kept_and_text_cells_quoted_only_when_needed(tmp_path):
 def test_csv_quoting_rules():
     frame = pd.DataFrame({"a": ["plain", "com,ma", 'qu"ote', "cr\r", "", " spaced "]})
     assert csv_lines(frame, ["a"]).tolist() == [
-        "plain\n", '"com,ma"\n', '"qu""ote"\n', '"cr\r"\n', "\n", " spaced \n"
+        "plain\n",
+        '"com,ma"\n',
+        '"qu""ote"\n',
+        '"cr\r"\n',
+        "\n",
+        " spaced \n",
     ]
     assert header_line(["Call Date", "Total Calls"]) == "Call Date,Total Calls\n"
 

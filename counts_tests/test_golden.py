@@ -36,8 +36,11 @@ def _export(golden, starts: list[dt.date], monthly: bool):
     ("monthly", "starts", "names"),
     [
         (False, [dt.date(2026, 3, 8)], ["daily_2026-03-08"]),
-        (False, [dt.date(2026, 3, 8), dt.date(2026, 3, 10)], ["daily_2026-03-08",
-                                                              "daily_2026-03-10"]),
+        (
+            False,
+            [dt.date(2026, 3, 8), dt.date(2026, 3, 10)],
+            ["daily_2026-03-08", "daily_2026-03-10"],
+        ),
         (True, [dt.date(2026, 3, 1)], ["monthly_2026-03"]),
     ],
 )

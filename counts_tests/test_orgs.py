@@ -53,13 +53,18 @@ def test_yaml_1_1_scalars_stay_text(tmp_path):
     assert condition.question == "211"
     assert condition.answers == ["Yes", "No", "On", "211", "01234", "1:30", "08:00", "~x"]
     assert org.demographics["children_in_household"].values == {
-        "Yes": "True", "No": "no", "01234": "1:30", "2-1-1": "0x1F"
+        "Yes": "True",
+        "No": "no",
+        "01234": "1:30",
+        "2-1-1": "0x1F",
     }
 
 
 def test_unknown_key_is_an_error_naming_file_and_field(tmp_path):
-    registry = _load(tmp_path, {"bad.yaml": GOOD + "colour: blue\n", "good.yaml": GOOD.replace(
-        "gateway211", "other211")})
+    registry = _load(
+        tmp_path,
+        {"bad.yaml": GOOD + "colour: blue\n", "good.yaml": GOOD.replace("gateway211", "other211")},
+    )
     assert list(registry.orgs) == ["other211"]
     assert _errors(registry) == [("bad.yaml", "colour", "Extra inputs are not permitted")]
 
@@ -76,8 +81,13 @@ def test_each_bad_field_is_named(tmp_path):
     )
     fields = {f for _, f, _ in _errors(_load(tmp_path, {"bad.yaml": bad}))}
     assert fields == {
-        "id", "timezone", "share_from", "contact_forms", "interaction_filter.all_211",
-        "demographics.shoe_size.[key]", "delivery.remote_dir",
+        "id",
+        "timezone",
+        "share_from",
+        "contact_forms",
+        "interaction_filter.all_211",
+        "demographics.shoe_size.[key]",
+        "delivery.remote_dir",
     }
 
 
@@ -86,8 +96,9 @@ def test_filter_needs_exactly_one_key(tmp_path):
         "  all_211: true\n",
         "  all_211: true\n  any_of:\n    - question: Line\n      answers: [2-1-1]\n",
     )
-    neither = GOOD.replace("  all_211: true\n", "  {}\n").replace("interaction_filter:\n  {}",
-                                                                    "interaction_filter: {}")
+    neither = GOOD.replace("  all_211: true\n", "  {}\n").replace(
+        "interaction_filter:\n  {}", "interaction_filter: {}"
+    )
     for text in (both, neither):
         errors = _errors(_load(tmp_path, {"f.yaml": text}))
         assert errors[0][1] == "interaction_filter"
@@ -95,16 +106,19 @@ def test_filter_needs_exactly_one_key(tmp_path):
 
 
 def test_value_map_keys_that_match_each_other_must_agree(tmp_path):
-    text = GOOD + "demographics:\n  age:\n    question: Age\n    values:\n      Teen: '0-17'\n" \
+    text = (
+        GOOD + "demographics:\n  age:\n    question: Age\n    values:\n      Teen: '0-17'\n"
         "      ' teen': '13-17'\n"
+    )
     errors = _errors(_load(tmp_path, {"f.yaml": text}))
     assert errors[0][1] == "demographics.age.values"
     assert "match each other but map to different values" in errors[0][2]
 
 
 def test_duplicate_id_rejects_both_files(tmp_path):
-    registry = _load(tmp_path, {"a.yaml": GOOD, "b.yaml": GOOD, "c.yaml": GOOD.replace(
-        "gateway211", "c211")})
+    registry = _load(
+        tmp_path, {"a.yaml": GOOD, "b.yaml": GOOD, "c.yaml": GOOD.replace("gateway211", "c211")}
+    )
     assert list(registry.orgs) == ["c211"]
     assert [(p, f) for p, f, _ in _errors(registry)] == [("a.yaml", "id"), ("b.yaml", "id")]
     assert "used by several files" in registry.errors[0].reason
@@ -116,11 +130,16 @@ def test_share_from_before_first_date_is_a_config_error(tmp_path):
 
 
 def test_unreadable_yaml_and_duplicate_keys_are_reported(tmp_path):
-    registry = _load(tmp_path, {"a.yaml": "id: [unclosed\n", "b.yaml": GOOD + "name: again\n",
-                                "c.yaml": "- a list\n"})
+    registry = _load(
+        tmp_path,
+        {"a.yaml": "id: [unclosed\n", "b.yaml": GOOD + "name: again\n", "c.yaml": "- a list\n"},
+    )
     errors = _errors(registry)
-    assert [(p, f) for p, f, _ in errors] == [("a.yaml", "(file)"), ("b.yaml", "(file)"),
-                                             ("c.yaml", "(file)")]
+    assert [(p, f) for p, f, _ in errors] == [
+        ("a.yaml", "(file)"),
+        ("b.yaml", "(file)"),
+        ("c.yaml", "(file)"),
+    ]
     assert "duplicate key 'name'" in errors[1][2]
     assert "mapping" in errors[2][2]
 

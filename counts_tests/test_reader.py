@@ -22,8 +22,11 @@ def engine(tmp_path):
         record("null", None),
         record("other", "2026-10-15 12:00:00", org="elsewhere"),
     ]
-    answers = [("testorg", "in", "Gender", "F"), ("testorg", "early", "Gender", "M"),
-               ("elsewhere", "other", "Gender", "X")]
+    answers = [
+        ("testorg", "in", "Gender", "F"),
+        ("testorg", "early", "Gender", "M"),
+        ("elsewhere", "other", "Gender", "X"),
+    ]
     needs = [("testorg", "in", "BD", None), ("testorg", "late", "BD", None)]
     referrals = [("testorg", "in", "R1"), ("testorg", "in", "R2"), ("testorg", "early", "R3")]
     return write_store(sqlite_url(tmp_path), records, answers, needs, referrals)
@@ -31,11 +34,19 @@ def engine(tmp_path):
 
 def test_one_query_per_table_for_the_whole_range(engine):
     statements: list[str] = []
-    sa.event.listen(engine, "before_cursor_execute",
-                    lambda conn, cursor, statement, *a: statements.append(statement))
+    sa.event.listen(
+        engine,
+        "before_cursor_execute",
+        lambda conn, cursor, statement, *a: statements.append(statement),
+    )
     tables = read_source(engine, ["testorg"], dt.date(2026, 10, 1), dt.date(2026, 10, 31))
-    data_queries = [s for s in statements if s.lstrip().upper().startswith("SELECT")
-                    and "sqlite_master" not in s and "PRAGMA" not in s.upper()]
+    data_queries = [
+        s
+        for s in statements
+        if s.lstrip().upper().startswith("SELECT")
+        and "sqlite_master" not in s
+        and "PRAGMA" not in s.upper()
+    ]
     assert len(data_queries) == 4
     assert not any("caller_name" in s or "notes" in s or "resource_name" in s for s in statements)
     assert sorted(tables.records["call_report_num"]) == ["bad", "in", "null", "offset"]
@@ -43,8 +54,14 @@ def test_one_query_per_table_for_the_whole_range(engine):
     assert tables.needs["call_report_num"].tolist() == ["in"]
     assert tables.referrals.values.tolist() == [["testorg", "in", 2]]
     assert list(tables.records.columns) == [
-        "org_id", "call_report_num", "contact_form", "report_version", "started_at", "status",
-        "deleted", "postal_code",
+        "org_id",
+        "call_report_num",
+        "contact_form",
+        "report_version",
+        "started_at",
+        "status",
+        "deleted",
+        "postal_code",
     ]
 
 

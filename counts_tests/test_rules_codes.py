@@ -36,9 +36,23 @@ def test_valid_codes(stored, normalised):
 @pytest.mark.parametrize(
     "stored",
     [
-        None, "", "   ", "BD1800", "BD-180", "BD-1800.200", "BD-1800.2000-62",
-        "RP-1400.8000-020.1", "RP-1400.8000-020.15.1", "BDX", "1D", "BH-1800.8500 *YB-8000",
-        "BH-1800.8500  * YB-8000", "BH-1800.8500 * ", "* YB-8000", "BD-１８００", "BD-1800\nBD",
+        None,
+        "",
+        "   ",
+        "BD1800",
+        "BD-180",
+        "BD-1800.200",
+        "BD-1800.2000-62",
+        "RP-1400.8000-020.1",
+        "RP-1400.8000-020.15.1",
+        "BDX",
+        "1D",
+        "BH-1800.8500 *YB-8000",
+        "BH-1800.8500  * YB-8000",
+        "BH-1800.8500 * ",
+        "* YB-8000",
+        "BD-１８００",
+        "BD-1800\nBD",
     ],
 )
 def test_invalid_codes(stored):
@@ -69,9 +83,18 @@ def test_zip_codes(stored, zip_code, invalid):
 @pytest.mark.parametrize(
     ("stored", "flag", "unreadable"),
     [
-        (True, True, False), (False, False, False), (1, True, False), (0, False, False),
-        ("1", True, False), ("0", False, False), ("TRUE", True, False), ("false", False, False),
-        ("t", True, False), ("F", False, False), (None, False, False), ("yes", False, True),
+        (True, True, False),
+        (False, False, False),
+        (1, True, False),
+        (0, False, False),
+        ("1", True, False),
+        ("0", False, False),
+        ("TRUE", True, False),
+        ("false", False, False),
+        ("t", True, False),
+        ("F", False, False),
+        (None, False, False),
+        ("yes", False, True),
         ("2", False, True),
     ],
 )

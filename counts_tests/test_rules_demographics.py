@@ -9,8 +9,10 @@ from counts_tests.factories import answers_frame, make_org
 
 ORG = make_org(
     demographics={
-        "age": {"question": "Caller Age", "values": {"Under 18": "0-17", "18 to 24": "18-24",
-                                                     "Refused": "", "Yes": "Y;es"}},
+        "age": {
+            "question": "Caller Age",
+            "values": {"Under 18": "0-17", "18 to 24": "18-24", "Refused": "", "Yes": "Y;es"},
+        },
         "gender": {"question": "Gender"},
         "source": {"question": "How Reached", "values": {"Phone": "Call", "Text": "Text, SMS"}},
     }
@@ -39,20 +41,28 @@ def test_pass_through_is_sent_stripped():
 
 def test_unmapped_answer_is_sent_empty_and_counted_per_distinct_answer():
     got, unmapped = _map(
-        [("r1", "Caller Age", "Unknown"), ("r2", "Caller Age", "Unknown"),
-         ("r2", "How Reached", "Pigeon")],
+        [
+            ("r1", "Caller Age", "Unknown"),
+            ("r2", "Caller Age", "Unknown"),
+            ("r2", "How Reached", "Pigeon"),
+        ],
         records=("r1", "r2"),
     )
     assert got.loc["r1", "age"] == "" and got.loc["r2", "source"] == ""
     assert unmapped[["slot", "answer", "count"]].values.tolist() == [
-        ["age", "Unknown", 2], ["source", "Pigeon", 1]
+        ["age", "Unknown", 2],
+        ["source", "Pigeon", 1],
     ]
 
 
 def test_empty_answers_are_ignored_and_mapped_empty_values_dropped():
     got, unmapped = _map(
-        [("r1", "Caller Age", "   "), ("r1", "Caller Age", None), ("r1", "Caller Age", "Refused"),
-         ("r1", "Caller Age", "18 to 24")]
+        [
+            ("r1", "Caller Age", "   "),
+            ("r1", "Caller Age", None),
+            ("r1", "Caller Age", "Refused"),
+            ("r1", "Caller Age", "18 to 24"),
+        ]
     )
     assert got.loc["r1", "age"] == "18-24"
     assert unmapped.empty
@@ -60,10 +70,16 @@ def test_empty_answers_are_ignored_and_mapped_empty_values_dropped():
 
 def test_multi_answers_deduplicated_sorted_in_plain_string_order_and_joined():
     got, _ = _map(
-        [("r1", "Gender", "female"), ("r1", "Gender", "Female"), ("r1", "Gender", " Female"),
-         ("r1", "Gender", "Éa"), ("r1", "Gender", "Z"),
-         ("r1", "How Reached", "Phone"), ("r1", "How Reached", "phone"),
-         ("r1", "How Reached", "Text")]
+        [
+            ("r1", "Gender", "female"),
+            ("r1", "Gender", "Female"),
+            ("r1", "Gender", " Female"),
+            ("r1", "Gender", "Éa"),
+            ("r1", "Gender", "Z"),
+            ("r1", "How Reached", "Phone"),
+            ("r1", "How Reached", "phone"),
+            ("r1", "How Reached", "Text"),
+        ]
     )
     assert got.loc["r1", "gender"] == "Female;Z;female;Éa"
     assert got.loc["r1", "source"] == "Call;Text, SMS"

@@ -84,8 +84,14 @@ def test_unreadable_values_are_left_out_and_reported():
     ]
     got, unreadable = _included(rows)
     assert got == ["ok"]
-    assert sorted(map(tuple, unreadable[["call_report_num", "column"]].values.tolist()),
-                  key=str) == sorted(
-        [("bad-time", "started_at"), ("no-time", "started_at"), ("bad-deleted", "deleted"),
-         (None, "call_report_num")], key=str
+    assert sorted(
+        map(tuple, unreadable[["call_report_num", "column"]].values.tolist()), key=str
+    ) == sorted(
+        [
+            ("bad-time", "started_at"),
+            ("no-time", "started_at"),
+            ("bad-deleted", "deleted"),
+            (None, "call_report_num"),
+        ],
+        key=str,
     )

@@ -14,20 +14,23 @@ from counts_assets.source.tables import SourceTables
 from counts_assets.validation.gate import validate_run
 from counts_tests.factories import make_org, records_frame, targets
 
-WINDOW = targets([("2026-10-15", "2026-10-15", "2026-10-15"), ("2026-10-16", "2026-10-16",
-                                                                 "2026-10-16")])
+WINDOW = targets(
+    [("2026-10-15", "2026-10-15", "2026-10-15"), ("2026-10-16", "2026-10-16", "2026-10-16")]
+)
 
 
 def _summary(rows):
     return pd.DataFrame(
-        [("testorg", r[0], *r) for r in rows], columns=["org_id", "period", *SUMMARY_HEADER],
+        [("testorg", r[0], *r) for r in rows],
+        columns=["org_id", "period", *SUMMARY_HEADER],
         dtype=object,
     )
 
 
 def _needs(rows):
     return pd.DataFrame(
-        [("testorg", r[0], *r) for r in rows], columns=["org_id", "period", *NEEDS_HEADER],
+        [("testorg", r[0], *r) for r in rows],
+        columns=["org_id", "period", *NEEDS_HEADER],
         dtype=object,
     )
 
@@ -46,26 +49,33 @@ def test_valid_pair_passes():
 
 
 def test_each_rule_is_named_with_its_rows():
-    summary = _summary([
-        ("2026-10-15", "1", "0", "v1"),
-        ("2026-10-15", "0", "-1", "v2"),
-        ("2026-10-16", "1.0", "0", "v1"),
-    ])
-    needs = _needs([
-        _need(crn="1"),
-        _need(crn="1"),  # duplicate (record, code, unmet)
-        _need(crn="2", code="BD", count="0", unmet="True"),  # count 0 with a code
-        _need(crn="3", code="", count="2", unmet="False"),  # count without code
-        _need(crn="4", code="bd-1800", count="1", unmet="False"),  # not normalised
-        _need(crn="5", zip_code="6060"),
-        _need(day="2026-10-16", crn="6", code="BD", count="1", unmet="Yes"),
-    ])
+    summary = _summary(
+        [
+            ("2026-10-15", "1", "0", "v1"),
+            ("2026-10-15", "0", "-1", "v2"),
+            ("2026-10-16", "1.0", "0", "v1"),
+        ]
+    )
+    needs = _needs(
+        [
+            _need(crn="1"),
+            _need(crn="1"),  # duplicate (record, code, unmet)
+            _need(crn="2", code="BD", count="0", unmet="True"),  # count 0 with a code
+            _need(crn="3", code="", count="2", unmet="False"),  # count without code
+            _need(crn="4", code="bd-1800", count="1", unmet="False"),  # not normalised
+            _need(crn="5", zip_code="6060"),
+            _need(day="2026-10-16", crn="6", code="BD", count="1", unmet="Yes"),
+        ]
+    )
     report = validate_run(summary, needs, WINDOW)
     day15 = "\n".join(report.failures[("testorg", "2026-10-15")])
     day16 = "\n".join(report.failures[("testorg", "2026-10-16")])
     assert "summary file fails [Total Calls: str_matches" in day15 and "data rows 2" in day15
     assert "[Total Services: str_matches" in day15
-    assert "needs file fails [Count is 0 exactly when Taxonomy Code is empty] at data rows 3, 4" in day15
+    assert (
+        "needs file fails [Count is 0 exactly when Taxonomy Code is empty] at data rows 3, 4"
+        in day15
+    )
     assert "[Need Was Unmet is empty exactly when Taxonomy Code is empty] at data rows 4" in day15
     assert "[Taxonomy Code: str_matches" in day15 and "data rows 5" in day15
     assert "[Zip Code: str_matches" in day15 and "data rows 6" in day15
@@ -89,7 +99,8 @@ def test_call_date_outside_the_period_fails():
 
 def test_pair_records_must_match_total_calls():
     report = validate_run(
-        _summary([("2026-10-15", "3", "0", "")]), _needs([_need(crn="1"), _need(crn="2")]),
+        _summary([("2026-10-15", "3", "0", "")]),
+        _needs([_need(crn="1"), _need(crn="2")]),
         WINDOW,
     )
     assert report.failures[("testorg", "2026-10-15")] == [
@@ -107,28 +118,39 @@ def test_failed_pair_is_not_published_and_the_previous_pair_stays(tmp_path):
     day = dt.date(2026, 10, 15)
     source = SourceTables.empty()
     source = SourceTables(
-        records=records_frame([
-            {"call_report_num": "", "started_at": "2026-10-15T17:00:00Z"},
-            {"call_report_num": "ok", "started_at": "2026-10-16T17:00:00Z"},
-        ]),
-        answers=source.answers, needs=source.needs, referrals=source.referrals,
+        records=records_frame(
+            [
+                {"call_report_num": "", "started_at": "2026-10-15T17:00:00Z"},
+                {"call_report_num": "ok", "started_at": "2026-10-16T17:00:00Z"},
+            ]
+        ),
+        answers=source.answers,
+        needs=source.needs,
+        referrals=source.referrals,
     )
     outcome = run_exports(
-        source, {org.id: org},
-        [Target("testorg", "2026-10-15", day, day),
-         Target("testorg", "2026-10-16", day.replace(day=16), day.replace(day=16))],
+        source,
+        {org.id: org},
+        [
+            Target("testorg", "2026-10-15", day, day),
+            Target("testorg", "2026-10-16", day.replace(day=16), day.replace(day=16)),
+        ],
         tmp_path,
     )
     assert list(outcome.failed) == [("testorg", "2026-10-15")]
     assert "Call Report Num: str_length" in outcome.failed[("testorg", "2026-10-15")][0]
     for kind in ("summary", "needs"):
         assert (folder / f"testorg_daily_2026-10-15_{kind}.csv").read_text() == f"previous {kind}\n"
-    assert (folder / "testorg_daily_2026-10-16_summary.csv").read_text().endswith(
-        "2026-10-16,1,0,v1\n"
+    assert (
+        (folder / "testorg_daily_2026-10-16_summary.csv")
+        .read_text()
+        .endswith("2026-10-16,1,0,v1\n")
     )
     assert sorted(p.name for p in folder.iterdir()) == [
-        "testorg_daily_2026-10-15_needs.csv", "testorg_daily_2026-10-15_summary.csv",
-        "testorg_daily_2026-10-16_needs.csv", "testorg_daily_2026-10-16_summary.csv",
+        "testorg_daily_2026-10-15_needs.csv",
+        "testorg_daily_2026-10-15_summary.csv",
+        "testorg_daily_2026-10-16_needs.csv",
+        "testorg_daily_2026-10-16_summary.csv",
     ]
 
 
@@ -137,16 +159,23 @@ def test_duplicate_record_numbers_fail_that_org_with_a_clear_error(tmp_path):
     day = dt.date(2026, 10, 15)
     empty = SourceTables.empty()
     source = SourceTables(
-        records=records_frame([
-            {"call_report_num": "42", "started_at": "2026-10-15T17:00:00Z"},
-            {"call_report_num": "42", "started_at": "2026-10-15T18:00:00Z"},
-        ]),
-        answers=empty.answers, needs=empty.needs, referrals=empty.referrals,
+        records=records_frame(
+            [
+                {"call_report_num": "42", "started_at": "2026-10-15T17:00:00Z"},
+                {"call_report_num": "42", "started_at": "2026-10-15T18:00:00Z"},
+            ]
+        ),
+        answers=empty.answers,
+        needs=empty.needs,
+        referrals=empty.referrals,
     )
-    outcome = run_exports(source, {org.id: org}, [Target("testorg", "2026-10-15", day, day)],
-                          tmp_path)
-    assert outcome.failed == {("testorg", "2026-10-15"): [
-        "contact_records holds several rows for call_report_num 42: a record number must be "
-        "unique within the org"
-    ]}
+    outcome = run_exports(
+        source, {org.id: org}, [Target("testorg", "2026-10-15", day, day)], tmp_path
+    )
+    assert outcome.failed == {
+        ("testorg", "2026-10-15"): [
+            "contact_records holds several rows for call_report_num 42: a record number must be "
+            "unique within the org"
+        ]
+    }
     assert not (tmp_path / "testorg").exists()

@@ -6,7 +6,6 @@ published together or not at all. Intermediate frames are not persisted: they ho
 from the CRM, which have no business being copied into Dagster's storage. Each partition still
 gets its own materialization of each asset, with its own metadata."""
 
-
 import datetime as dt
 from collections.abc import Iterator
 from typing import Any
@@ -87,9 +86,10 @@ def _check_results(cadence: Cadence, outcome: RunOutcome, failed: dict) -> Itera
         check_name=CHECK_SCHEMA,
         passed=failures.empty,
         severity=dg.AssetCheckSeverity.ERROR,
-        metadata={"failed_files": len(failures), "failures": dg.MetadataValue.md(
-            markdown_table(failures)
-        )},
+        metadata={
+            "failed_files": len(failures),
+            "failures": dg.MetadataValue.md(markdown_table(failures)),
+        },
     )
 
 
@@ -189,8 +189,9 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
             key = partition_key(cadence.monthly, org_id, start)
             for asset_key in (cadence.raw, cadence.mapped, *cadence.file_keys.values()):
                 yield dg.AssetMaterialization(
-                    asset_key=asset_key, partition=key, metadata={"status": "skipped",
-                                                                  "reason": reason}
+                    asset_key=asset_key,
+                    partition=key,
+                    metadata={"status": "skipped", "reason": reason},
                 )
         context.log.info(
             f"{len(targets)} file pairs planned, {len(skipped)} periods before share_from, "
@@ -248,8 +249,10 @@ def _materializations(cadence: Cadence, outcome: RunOutcome, target: Target, cou
     yield dg.AssetMaterialization(
         asset_key=cadence.mapped,
         partition=partition,
-        metadata={"included_records": result.included_records,
-                  "unmapped_answers": found["unmapped_answers"]},
+        metadata={
+            "included_records": result.included_records,
+            "unmapped_answers": found["unmapped_answers"],
+        },
     )
     for kind, asset_key in cadence.file_keys.items():
         meta = file_metadata(result, kind)

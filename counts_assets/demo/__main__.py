@@ -50,8 +50,10 @@ def run_range(instance: dg.DagsterInstance, job_name: str, start: str, end: str)
         tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
         raise_on_error=False,
     )
-    print(f"{job_name} {start} .. {end}: {'succeeded' if result.success else 'FAILED'}"
-          f" (run {result.run_id})")
+    print(
+        f"{job_name} {start} .. {end}: {'succeeded' if result.success else 'FAILED'}"
+        f" (run {result.run_id})"
+    )
 
 
 def main() -> None:
@@ -93,10 +95,14 @@ def main() -> None:
         for cadence in ("daily", "monthly"):
             made = sorted((org_dir / cadence).glob("*.csv"))
             if made:
-                print(f"  {org_dir.name}/{cadence}: {len(made)} files, "
-                      f"{made[0].name} .. {made[-1].name}")
-    print("\nOpen the UI: DAGSTER_HOME=$PWD/dagster_home .venv/bin/dagster dev  "
-          "(then http://127.0.0.1:3000)")
+                print(
+                    f"  {org_dir.name}/{cadence}: {len(made)} files, "
+                    f"{made[0].name} .. {made[-1].name}"
+                )
+    print(
+        "\nOpen the UI: DAGSTER_HOME=$PWD/dagster_home .venv/bin/dagster dev  "
+        "(then http://127.0.0.1:3000)"
+    )
 
 
 if __name__ == "__main__":

@@ -60,8 +60,15 @@ ORG_PROFILES = {
         "forms": [("211 Contact", ["v3", "v4"]), ("Crisis Contact", ["v1"])],
         "zips": ["63101", "63103-2104", "631181234", "62201", "6310", "N/A", None],
         "questions": {
-            "Caller Age": ["Under 18", "18 to 24", "25 to 59", "25 to 59", "60 and over",
-                           "Refused", "unknown"],
+            "Caller Age": [
+                "Under 18",
+                "18 to 24",
+                "25 to 59",
+                "25 to 59",
+                "60 and over",
+                "Refused",
+                "unknown",
+            ],
             "Gender": ["Female", "Male", "Female", "Non-binary", "  Female "],
             "Children in Household": ["Yes", "No", "no"],
             "How did you reach us": ["Phone", "Phone", "Text", "Chat", "Web search"],
@@ -74,8 +81,12 @@ ORG_PROFILES = {
         "questions": {
             "Line Called": ["2-1-1", "2-1-1", "211 Text", "Mental Health Line"],
             "Age Range": ["18-24", "25-34", "35-54", "55+"],
-            "Household Income": ["Under $25,000", "$25,000 - $49,999", "$50,000 or more",
-                                 "Don't know"],
+            "Household Income": [
+                "Under $25,000",
+                "$25,000 - $49,999",
+                "$50,000 or more",
+                "Don't know",
+            ],
             "Ethnicity": ["Hispanic or Latino", "Not Hispanic or Latino"],
         },
     },
@@ -139,8 +150,9 @@ def generate_store(
                 ],
                 "started_at": _timestamps(rng, utc),
                 "status": rng.choice(["finalized", "draft"], n, p=[0.93, 0.07]),
-                "deleted": rng.choice([None, "0", "1", "false", "t"], n,
-                                      p=[0.8, 0.1, 0.03, 0.05, 0.02]),
+                "deleted": rng.choice(
+                    [None, "0", "1", "false", "t"], n, p=[0.8, 0.1, 0.03, 0.05, 0.02]
+                ),
                 "postal_code": rng.choice(np.array(profile["zips"], dtype=object), n),
                 "caller_name": rng.choice(FIRST_NAMES, n),
                 "caller_phone": [f"555-01{i % 100:02d}" for i in range(n)],
@@ -197,8 +209,9 @@ def generate_store(
                         len(owners),
                         p=np.array(TAXONOMY_WEIGHTS) / sum(TAXONOMY_WEIGHTS),
                     ),
-                    "unmet": rng.choice([None, "0", "1", "true", "F"], len(owners),
-                                        p=[0.5, 0.2, 0.1, 0.1, 0.1]),
+                    "unmet": rng.choice(
+                        [None, "0", "1", "true", "F"], len(owners), p=[0.5, 0.2, 0.1, 0.1, 0.1]
+                    ),
                     "need_notes": "needs help paying rent at home address",
                 }
             )

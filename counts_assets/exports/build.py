@@ -48,9 +48,7 @@ def _duplicate_records(records: pd.DataFrame) -> pd.DataFrame:
     return sizes[sizes["rows"] > 1].reset_index(drop=True)
 
 
-def _need_rows(
-    included: pd.DataFrame, needs: pd.DataFrame
-) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _need_rows(included: pd.DataFrame, needs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Grouped need rows (one per record, code and unmet flag), a no-need row for records
     without a valid need, and the needs left out with their reason."""
     owned = needs.merge(included[[*RECORD_KEY, "period"]], on=RECORD_KEY)
@@ -122,9 +120,7 @@ def build_export_frames(
     zips, bad_zip = normalize_zip(included["postal_code"])
     per_record = included[[*FILE_KEY, "call_report_num", "call_date"]].assign(zip=zips.values)
     per_record = per_record.merge(demographics, on=RECORD_KEY)
-    invalid_zips = (
-        included[bad_zip.values].groupby(FILE_KEY).size().rename("count").reset_index()
-    )
+    invalid_zips = included[bad_zip.values].groupby(FILE_KEY).size().rename("count").reset_index()
 
     rows = need_rows.merge(per_record, on=RECORD_KEY)
     needs = pd.DataFrame(
@@ -142,9 +138,7 @@ def build_export_frames(
     )
     return ExportFrames(
         summary=sort_rows(summary, ["Call Date", "Report Version"]),
-        needs=sort_rows(
-            needs, ["Call Date", "Call Report Num", "Taxonomy Code", "Need Was Unmet"]
-        ),
+        needs=sort_rows(needs, ["Call Date", "Call Report Num", "Taxonomy Code", "Need Was Unmet"]),
         included=included[[*FILE_KEY, "call_report_num", "call_date", "version", "referrals"]],
         findings=Findings(
             unreadable=unreadable,

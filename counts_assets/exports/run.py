@@ -68,9 +68,11 @@ def run_exports(
     included = frames.included.groupby(FILE_KEY).agg(
         records=("call_report_num", "size"), services=("referrals", "sum")
     )
-    needs_count = pd.to_numeric(frames.needs["Count"]).groupby(
-        [frames.needs["org_id"], frames.needs["period"]]
-    ).sum()
+    needs_count = (
+        pd.to_numeric(frames.needs["Count"])
+        .groupby([frames.needs["org_id"], frames.needs["period"]])
+        .sum()
+    )
     summary_by_file = dict(tuple(frames.summary.groupby(FILE_KEY, sort=False)))
 
     files: dict[tuple[str, str], FileOutcome] = {}

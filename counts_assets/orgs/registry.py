@@ -87,9 +87,7 @@ def load_registry(directory: Path, first_date: dt.date) -> Registry:
             org = parse_org_file(path)
         except ValidationError as exc:
             for error in exc.errors():
-                registry.errors.append(
-                    OrgFileError(shown, _field_name(error["loc"]), error["msg"])
-                )
+                registry.errors.append(OrgFileError(shown, _field_name(error["loc"]), error["msg"]))
             continue
         except (yaml.YAMLError, ValueError, UnicodeDecodeError) as exc:
             registry.errors.append(OrgFileError(shown, "(file)", str(exc).replace("\n", " ")))

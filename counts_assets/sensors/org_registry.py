@@ -1,6 +1,5 @@
 """`org_registry_sensor`: keeps the dynamic partition set `orgs` in step with the YAML files."""
 
-
 import dagster as dg
 
 from counts_assets.partitions import ORGS_PARTITION_SET, orgs_partitions

@@ -112,9 +112,7 @@ def read_source(
     with engine.connect() as connection:
         for name, (query, columns) in queries.items():
             rows = connection.execute(query).all()
-            frames[name] = pd.DataFrame(
-                [tuple(row) for row in rows], columns=columns, dtype=object
-            )
+            frames[name] = pd.DataFrame([tuple(row) for row in rows], columns=columns, dtype=object)
     return SourceTables(**frames)
 
 
