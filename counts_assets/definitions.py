@@ -1,35 +1,28 @@
 """The one Definitions object of the platform: `counts_assets.definitions:defs`."""
 
-from __future__ import annotations
-
 import os
 
 import dagster as dg
 
 from counts_assets import settings
-from counts_assets.assets.exports import DAILY, MONTHLY, daily_exports, monthly_exports
+from counts_assets.assets.delivery import DELIVERY_ASSETS
+from counts_assets.assets.exports import daily_exports, monthly_exports
+from counts_assets.delivery.resource import DeliveryResource
+from counts_assets.jobs import (
+    daily_delivery_job,
+    daily_export_job,
+    monthly_delivery_job,
+    monthly_reconciliation_job,
+)
 from counts_assets.resources import ExportFiles, OrgRegistry
+from counts_assets.sensors.delivery import delivery_sensor
 from counts_assets.sensors.org_registry import org_registry_sensor
 from counts_assets.source.reader import SourceReader
 
 
-def _env(name: str, default: str) -> str | dg.EnvVar:
+def _env(name: str, default: str | None) -> str | dg.EnvVar | None:
     """The env var itself when set (the UI then shows where the value comes from)."""
     return dg.EnvVar(name) if name in os.environ else default
-
-
-daily_export_job = dg.define_asset_job(
-    "daily_export_job",
-    selection=dg.AssetSelection.assets(daily_exports),
-    partitions_def=DAILY.partitions_def,
-    description="Raw contacts -> mapped demographics -> both daily files, per date and org.",
-)
-monthly_reconciliation_job = dg.define_asset_job(
-    "monthly_reconciliation_job",
-    selection=dg.AssetSelection.assets(monthly_exports),
-    partitions_def=MONTHLY.partitions_def,
-    description="The same for one calendar month: the restatement that catches late changes.",
-)
 
 
 def default_resources() -> dict[str, dg.ConfigurableResource]:
@@ -42,15 +35,25 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         "export_files": ExportFiles(
             export_dir=_env("COUNTS_EXPORT_DIR", settings.DEFAULT_EXPORT_DIR)
         ),
+        "delivery": DeliveryResource(
+            url=_env("COUNTS_DELIVERY_URL", settings.DEFAULT_DELIVERY_URL),
+            key_file=_env("COUNTS_SFTP_KEY_FILE", None),
+            known_hosts=_env("COUNTS_SFTP_KNOWN_HOSTS", None),
+        ),
     }
 
 
 def build_defs(resources: dict[str, dg.ConfigurableResource]) -> dg.Definitions:
     """The platform with the given resources (tests point them at temporary folders)."""
     return dg.Definitions(
-        assets=[daily_exports, monthly_exports],
-        jobs=[daily_export_job, monthly_reconciliation_job],
-        sensors=[org_registry_sensor],
+        assets=[daily_exports, monthly_exports, *DELIVERY_ASSETS.values()],
+        jobs=[
+            daily_export_job,
+            monthly_reconciliation_job,
+            daily_delivery_job,
+            monthly_delivery_job,
+        ],
+        sensors=[org_registry_sensor, delivery_sensor],
         resources=resources,
     )
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import io
 from collections import defaultdict
 from dataclasses import dataclass, field
 
 import pandas as pd
 import pandera.errors
 
-from counts_assets.exports.layout import FILE_KEY
+from counts_assets.exports.layout import FILE_KEY, NEEDS_HEADER, SUMMARY_HEADER
 from counts_assets.validation.schemas import FilePairSchema, NeedsFileSchema, SummaryFileSchema
 
 MAX_ROWS_NAMED = 10
@@ -103,3 +104,35 @@ def validate_run(
         by_date=True,
     )
     return report
+
+
+def validate_published_file(
+    content: bytes, kind: str, org_id: str, period: str, first_day: str, last_day: str
+) -> list[str]:
+    """The delivery gate: the file as it is on disk, through the same schema it was built
+    with. Returns the failures (empty when the file may be delivered)."""
+    header = SUMMARY_HEADER if kind == "summary" else NEEDS_HEADER
+    if content.startswith(b"\xef\xbb\xbf"):
+        return ["the file starts with a byte-order mark"]
+    if not content.endswith(b"\n"):
+        return ["the last row is not ended by \\n"]
+    try:
+        frame = pd.read_csv(
+            io.BytesIO(content),
+            dtype=str,
+            keep_default_na=False,
+            encoding="utf-8",
+            lineterminator="\n",
+        )
+    except (ValueError, UnicodeDecodeError) as exc:
+        return [f"the file cannot be read as UTF-8 CSV: {exc}"]
+    if list(frame.columns) != header:
+        return [f"the header is not exactly {','.join(header)}"]
+    frame = frame.astype(object).assign(org_id=org_id, period=period)
+    window = pd.DataFrame(
+        [(org_id, period, first_day, last_day)], columns=[*FILE_KEY, "first_day", "last_day"]
+    )
+    failures: dict = {}
+    schema = SummaryFileSchema if kind == "summary" else NeedsFileSchema
+    _collect(schema, _windowed(frame[[*FILE_KEY, *header]], window), f"{kind} file", failures)
+    return failures.get((org_id, period), [])

@@ -1,0 +1,68 @@
+"""A loopback TCP proxy that resets the first connection after a number of client bytes, to
+cut an upload in the middle."""
+
+from __future__ import annotations
+
+import socket
+import struct
+import threading
+
+
+class ResettingProxy:
+    def __init__(self, upstream_port: int, cut_after_bytes: int) -> None:
+        self.upstream_port = upstream_port
+        self.cut_after_bytes = cut_after_bytes
+        self.connections = 0
+        self.cuts = 0
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self._listener.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def __enter__(self) -> ResettingProxy:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._listener.close()
+        self._thread.join(timeout=5)
+
+    def _serve(self) -> None:
+        self._listener.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                client, _ = self._listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            self.connections += 1
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            cut = self.cut_after_bytes if self.connections == 1 else None
+            threading.Thread(target=self._pump, args=(client, upstream, cut), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client, None), daemon=True).start()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, cut: int | None) -> None:
+        sent = 0
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                if cut is not None and sent + len(data) > cut:
+                    self.cuts += 1
+                    for sock in (source, sink):  # RST, not FIN: a hard cut
+                        sock.setsockopt(
+                            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+                        )
+                        sock.close()
+                    return
+                sink.sendall(data)
+                sent += len(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass

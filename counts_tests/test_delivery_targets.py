@@ -1,0 +1,198 @@
+"""Delivery targets against a real OpenSSH server on loopback, and the local outbox."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import time
+
+import pytest
+
+from counts_assets.delivery.resource import DeliveryConfigError, target_from_url
+from counts_assets.delivery.retry import RetryPolicy, deliver_with_retries
+from counts_assets.delivery.targets import DeliveryError, OutboxTarget, contained_path
+from counts_tests.sftp_server import keygen
+from counts_tests.tcp_proxy import ResettingProxy
+
+CONTENT = b"Call Date,Total Calls,Total Services,Report Version\n2026-10-15,3,1,v2\n"
+NAME = "gateway211_daily_2026-10-15_summary.csv"
+
+
+def sftp_target(server, base, known_hosts=None, key=None, port=None, timeout=5.0):
+    return target_from_url(
+        server.url(str(base), port),
+        str(key or server.client_key),
+        str(known_hosts or server.known_hosts),
+        timeout,
+    )
+
+
+def every_file(folder):
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def test_sftp_delivery_is_byte_identical_with_no_temporary_file_left(sftp_server, sftp_base):
+    receipt = sftp_target(sftp_server, sftp_base).deliver("gateway211", NAME, CONTENT)
+    assert (sftp_base / "gateway211" / NAME).read_bytes() == CONTENT
+    assert every_file(sftp_base) == [f"gateway211/{NAME}"]
+    assert receipt.sha256 == hashlib.sha256(CONTENT).hexdigest() and receipt.size == len(CONTENT)
+    assert receipt.location.endswith(f"{sftp_base}/gateway211/{NAME}")
+
+
+def test_new_content_replaces_the_remote_file(sftp_server, sftp_base):
+    target = sftp_target(sftp_server, sftp_base)
+    target.deliver("gateway211", NAME, CONTENT)
+    target.deliver("gateway211", NAME, CONTENT + b"2026-10-15,1,0,v3\n")
+    assert (sftp_base / "gateway211" / NAME).read_bytes().endswith(b"v3\n")
+    assert every_file(sftp_base) == [f"gateway211/{NAME}"]
+
+
+def _refused(target, sleeps):
+    with pytest.raises(DeliveryError) as error:
+        deliver_with_retries(
+            target,
+            "gateway211",
+            NAME,
+            CONTENT,
+            RetryPolicy(5, 0.01, 0.01),
+            log=lambda m: None,
+            sleep=sleeps.append,
+        )
+    assert error.value.transient is False
+    assert sleeps == []  # not retried
+    return str(error.value)
+
+
+def test_unknown_host_key_is_refused(sftp_server, sftp_base, tmp_path):
+    empty = tmp_path / "known_hosts"
+    empty.write_text("")
+    message = _refused(sftp_target(sftp_server, sftp_base, known_hosts=empty), [])
+    assert f"host key of [127.0.0.1]:{sftp_server.port} is unknown" in message
+    assert every_file(sftp_base) == []
+
+
+def test_changed_host_key_is_refused(sftp_server, sftp_base, tmp_path):
+    impostor = keygen(tmp_path / "impostor", "impostor")
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{sftp_server.port} {' '.join(impostor.split()[:2])}\n")
+    message = _refused(sftp_target(sftp_server, sftp_base, known_hosts=known), [])
+    assert "does not match the one in COUNTS_SFTP_KNOWN_HOSTS" in message
+    assert every_file(sftp_base) == []
+
+
+def test_host_key_for_port_22_form_does_not_match_another_port(sftp_server, sftp_base, tmp_path):
+    known = tmp_path / "known_hosts"
+    known.write_text("127.0.0.1 " + " ".join(sftp_server.host_public_key.split()[:2]) + "\n")
+    assert "is unknown" in _refused(sftp_target(sftp_server, sftp_base, known_hosts=known), [])
+
+
+def test_wrong_client_key_is_refused(sftp_server, sftp_base, tmp_path):
+    keygen(tmp_path / "stranger", "stranger")
+    message = _refused(sftp_target(sftp_server, sftp_base, key=tmp_path / "stranger"), [])
+    assert "authentication as" in message and "COUNTS_SFTP_KEY_FILE" in message
+    assert every_file(sftp_base) == []
+
+
+def test_missing_base_folder_is_a_permanent_error(sftp_server, sftp_base):
+    message = _refused(sftp_target(sftp_server, sftp_base / "missing"), [])
+    assert "check that" in message and "exists" in message
+
+
+@pytest.mark.parametrize("remote_dir", ["../escape", "/etc", "a/../../b", "a/./b", "", "a//b"])
+def test_hostile_remote_dir_cannot_leave_the_base(sftp_server, sftp_base, remote_dir):
+    outside = sftp_base.parent / "escape"
+    with pytest.raises(DeliveryError) as error:
+        sftp_target(sftp_server, sftp_base).deliver(remote_dir, NAME, CONTENT)
+    message = str(error.value)
+    assert "would leave the delivery base" in message
+    assert not outside.exists() and every_file(sftp_base) == []
+
+
+def test_hostile_file_name_is_refused():
+    with pytest.raises(DeliveryError):
+        contained_path("/base", "org", "../../etc/passwd")
+
+
+def test_target_down_then_up_delivers_once(sftp_server, sftp_base):
+    sftp_server.stop()
+    logged: list[str] = []
+    threading.Timer(1.5, sftp_server.start).start()
+    try:
+        receipt = deliver_with_retries(
+            sftp_target(sftp_server, sftp_base, timeout=2),
+            "gateway211",
+            NAME,
+            CONTENT,
+            RetryPolicy(attempts=10, first_delay=0.3, max_delay=1.0),
+            log=logged.append,
+        )
+    finally:
+        deadline = time.monotonic() + 10
+        while sftp_server.process is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+    assert logged and "unreachable" in logged[0]
+    assert receipt.sha256 == hashlib.sha256(CONTENT).hexdigest()
+    assert every_file(sftp_base) == [f"gateway211/{NAME}"]
+
+
+def test_connection_cut_mid_upload_leaves_nothing_half_written(sftp_server, sftp_base, tmp_path):
+    big = os.urandom(3 * 1024 * 1024)
+    final = sftp_base / "gateway211" / NAME
+    with ResettingProxy(sftp_server.port, cut_after_bytes=400_000) as proxy:
+        known = tmp_path / "known_hosts"
+        known.write_text(
+            f"[127.0.0.1]:{proxy.port} {' '.join(sftp_server.host_public_key.split()[:2])}\n"
+        )
+        seen_between_attempts: list[list[str]] = []
+
+        def pause(seconds: float) -> None:
+            seen_between_attempts.append(every_file(sftp_base))
+            assert not final.exists()
+
+        receipt = deliver_with_retries(
+            sftp_target(sftp_server, sftp_base, known_hosts=known, port=proxy.port),
+            "gateway211",
+            NAME,
+            big,
+            RetryPolicy(attempts=4, first_delay=0.1),
+            log=print,
+            sleep=pause,
+        )
+    assert proxy.cuts == 1 and proxy.connections >= 2
+    # Between the attempts: the cut attempt's partial temporary file, never the final name.
+    assert [f.endswith(".part") for f in seen_between_attempts[0]] == [True]
+    assert final.read_bytes() == big and receipt.sha256 == hashlib.sha256(big).hexdigest()
+    assert every_file(sftp_base) == [f"gateway211/{NAME}"]
+
+
+def test_outbox_delivery(tmp_path):
+    target = OutboxTarget(tmp_path / "outbox")
+    receipt = target.deliver("gateway211", NAME, CONTENT)
+    assert (tmp_path / "outbox" / "gateway211" / NAME).read_bytes() == CONTENT
+    assert receipt.location == f"file://{tmp_path}/outbox/gateway211/{NAME}"
+    with pytest.raises(DeliveryError):
+        target.deliver("../x", NAME, CONTENT)
+    assert every_file(tmp_path) == [f"outbox/gateway211/{NAME}"]
+
+
+@pytest.mark.parametrize(
+    ("url", "key", "known", "message"),
+    [
+        ("file://relative/path", None, None, "file:///absolute/path"),
+        ("ftp://host/x", None, None, "scheme must be file or sftp"),
+        ("sftp://host/x", "k", "h", "sftp://user@host:port/base/dir"),
+        ("sftp://u@host:2222/x", None, "h", "COUNTS_SFTP_KEY_FILE"),
+        ("sftp://u@host:2222/x", "k", None, "COUNTS_SFTP_KNOWN_HOSTS"),
+    ],
+)
+def test_delivery_url_errors(url, key, known, message):
+    with pytest.raises(DeliveryConfigError, match=message):
+        target_from_url(url, key, known, 5)
+
+
+def test_backoff_is_exponential_with_full_jitter():
+    policy = RetryPolicy(attempts=6, first_delay=2, max_delay=20)
+    upper = [policy.delay(a, draw=lambda low, high: high) for a in range(6)]
+    assert upper == [2, 4, 8, 16, 20, 20]
+    assert policy.delay(3, draw=lambda low, high: low) == 0
