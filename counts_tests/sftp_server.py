@@ -4,6 +4,7 @@ per-connection children go too)."""
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import os
 import shutil
@@ -105,10 +106,8 @@ class SftpServer:
     def stop(self) -> None:
         if self.process is None:
             return
-        try:
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.process.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
         self.process.wait(timeout=10)
         self.process = None
 

@@ -3,6 +3,7 @@ cut an upload in the middle."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import struct
 import threading
@@ -62,7 +63,5 @@ class ResettingProxy:
             pass
         finally:
             for sock in (source, sink):
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
