@@ -7,46 +7,16 @@ import hashlib
 
 import dagster as dg
 import pytest
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
-from counts_assets.definitions import build_defs, defs
-from counts_assets.resources import ExportFiles, OrgRegistry
-from counts_assets.source.reader import SourceReader
-from counts_tests.golden_store import GOLDEN_DIR, build_golden_store, write_org_files
-from counts_tests.store import sqlite_url
+from counts_assets.definitions import defs
+from counts_tests.golden_store import GOLDEN_DIR
+from counts_tests.platform import platform_on
 
 
 @pytest.fixture
 def platform(tmp_path):
-    url = sqlite_url(tmp_path)
-    build_golden_store(url)
-    orgs_dir = write_org_files(tmp_path / "orgs")
-    export_dir = tmp_path / "exports"
-    resources = {
-        "org_registry": OrgRegistry(orgs_dir=str(orgs_dir), first_date="2025-01-01"),
-        "source": SourceReader(url=url),
-        "export_files": ExportFiles(export_dir=str(export_dir)),
-    }
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    with dg.instance_for_test(temp_dir=str(home)) as instance:
-        instance.add_dynamic_partitions("orgs", ["testorg", "otherorg"])
-        yield build_defs(resources), instance, export_dir, orgs_dir, home
-
-
-def run(platform, job_name, start, end=None):
-    definitions, instance, *_ = platform
-    job = definitions.resolve_job_def(job_name)
-    if end is None:
-        return job.execute_in_process(instance=instance, partition_key=start, raise_on_error=False)
-    return job.execute_in_process(
-        instance=instance,
-        tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
-        raise_on_error=False,
-    )
+    with platform_on(tmp_path) as platform:
+        yield platform
 
 
 def materialization(instance, asset, partition):
@@ -73,8 +43,8 @@ def test_definitions_expose_the_contract_names():
 
 
 def test_daily_partition(platform):
-    _, instance, export_dir, *_ = platform
-    result = run(platform, "daily_export_job", "2026-03-08|testorg")
+    instance, export_dir = platform.instance, platform.export_dir
+    result = platform.run("daily_export_job", "2026-03-08|testorg")
     assert result.success
     for kind in ("summary", "needs"):
         name = f"testorg_daily_2026-03-08_{kind}.csv"
@@ -106,8 +76,8 @@ def test_daily_partition(platform):
 
 
 def test_monthly_partition(platform):
-    _, instance, export_dir, *_ = platform
-    assert run(platform, "monthly_reconciliation_job", "2026-03-01|testorg").success
+    instance, export_dir = platform.instance, platform.export_dir
+    assert platform.run("monthly_reconciliation_job", "2026-03-01|testorg").success
     for kind in ("summary", "needs"):
         name = f"testorg_monthly_2026-03_{kind}.csv"
         assert (export_dir / "testorg" / "monthly" / name).read_bytes() == (
@@ -118,8 +88,8 @@ def test_monthly_partition(platform):
 
 
 def test_multi_day_multi_org_range_in_one_run(platform):
-    _, instance, export_dir, *_ = platform
-    result = run(platform, "daily_export_job", "2026-03-05|testorg", "2026-03-10|otherorg")
+    instance, export_dir = platform.instance, platform.export_dir
+    result = platform.run("daily_export_job", "2026-03-05|testorg", "2026-03-10|otherorg")
     assert result.success
     assert len(instance.get_run_records()) == 1
     made = sorted(p.name for p in export_dir.rglob("*.csv"))
@@ -144,10 +114,10 @@ def test_multi_day_multi_org_range_in_one_run(platform):
 
 
 def test_org_without_a_valid_file_fails_only_with_a_clear_reason(platform):
-    _, instance, export_dir, orgs_dir, _ = platform
+    instance, export_dir, orgs_dir = platform.instance, platform.export_dir, platform.orgs_dir
     (orgs_dir / "badorg.yaml").write_text("id: badorg\nname: Bad\n", encoding="utf-8")
     instance.add_dynamic_partitions("orgs", ["badorg"])
-    result = run(platform, "daily_export_job", "2026-03-08|testorg", "2026-03-08|badorg")
+    result = platform.run("daily_export_job", "2026-03-08|testorg", "2026-03-08|badorg")
     assert not result.success
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     message = failure.step_failure_data.user_failure_data.description
@@ -161,10 +131,10 @@ def test_org_without_a_valid_file_fails_only_with_a_clear_reason(platform):
 
 
 def test_no_personal_data_reaches_files_logs_or_metadata(platform, capfd):
-    _, _, export_dir, _, home = platform
-    assert run(platform, "daily_export_job", "2026-03-01|testorg", "2026-03-10|otherorg").success
-    assert run(
-        platform, "monthly_reconciliation_job", "2026-03-01|testorg", "2026-03-01|otherorg"
+    export_dir, home = platform.export_dir, platform.home
+    assert platform.run("daily_export_job", "2026-03-01|testorg", "2026-03-10|otherorg").success
+    assert platform.run(
+        "monthly_reconciliation_job", "2026-03-01|testorg", "2026-03-01|otherorg"
     ).success
     captured = capfd.readouterr()
     places = {"stdout/stderr": (captured.out + captured.err).encode()}

@@ -3,6 +3,7 @@ changed key is refused; authentication is by key only; every network step has a 
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import io
@@ -172,7 +173,6 @@ def _remove_stale_parts(sftp: paramiko.SFTPClient, folder: str, name: str) -> No
 
 
 def _try_remove(sftp: paramiko.SFTPClient, path: str) -> None:
-    try:
+    # The connection may be gone: the next attempt removes it.
+    with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
         sftp.remove(path)
-    except (OSError, EOFError, paramiko.SSHException):
-        pass  # the connection may be gone: the next attempt removes it

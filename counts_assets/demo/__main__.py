@@ -18,12 +18,16 @@ from dagster._core.storage.tags import (
 )
 
 from counts_assets import settings
+from counts_assets.definitions import default_resources, defs
 from counts_assets.demo.store import generate_store
 from counts_assets.orgs.registry import load_registry
 from counts_assets.partitions import ORGS_PARTITION_SET, partition_key
+from counts_assets.sensors.delivery import delivery_sensor
 
 DEMO_FIRST = dt.date(2026, 8, 1)
 DEMO_LAST = dt.date(2026, 11, 24)
+# The terminal shows warnings and the summary; every event is still in the instance and the UI.
+QUIET = {"console": {"config": {"log_level": "WARNING"}}}
 
 
 def ensure_store(url: str, fresh: bool) -> None:
@@ -42,11 +46,10 @@ def ensure_store(url: str, fresh: bool) -> None:
 
 
 def run_range(instance: dg.DagsterInstance, job_name: str, start: str, end: str) -> None:
-    from counts_assets.definitions import defs
-
     job = defs.resolve_job_def(job_name)
     result = job.execute_in_process(
         instance=instance,
+        run_config=dg.RunConfig(loggers=QUIET),
         tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
         raise_on_error=False,
     )
@@ -54,6 +57,26 @@ def run_range(instance: dg.DagsterInstance, job_name: str, start: str, end: str)
         f"{job_name} {start} .. {end}: {'succeeded' if result.success else 'FAILED'}"
         f" (run {result.run_id})"
     )
+
+
+def deliver_new_files(instance: dg.DagsterInstance) -> None:
+    """One tick of delivery_sensor, its runs executed here instead of by the daemon."""
+    resources = default_resources()
+    context = dg.build_sensor_context(instance=instance, resources=resources)
+    requests = list(delivery_sensor(context).run_requests)
+    failed = 0
+    for request in requests:
+        result = defs.resolve_job_def(request.job_name).execute_in_process(
+            instance=instance,
+            partition_key=request.partition_key,
+            asset_selection=list(request.asset_selection),
+            run_config={**request.run_config, "loggers": QUIET},
+            tags=request.tags,
+            raise_on_error=False,
+        )
+        failed += not result.success
+    print(f"delivery: {len(requests) - failed} files delivered to "
+          f"{resources['delivery'].target().describe()}, {failed} failed")
 
 
 def main() -> None:
@@ -88,6 +111,7 @@ def main() -> None:
         partition_key(True, first_org, first.replace(day=1)),
         partition_key(True, last_org, last_month.replace(day=1)),
     )
+    deliver_new_files(instance)
     export_dir = settings.export_dir()
     files = sorted(export_dir.rglob("*.csv"))
     print(f"\n{len(files)} files in {export_dir.resolve()}:")

@@ -1,0 +1,75 @@
+"""The whole platform on temporary folders: golden store, org files, exports, an outbox or SFTP
+target, and a real Dagster instance in a temporary DAGSTER_HOME."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+from dagster._core.storage.tags import (
+    ASSET_PARTITION_RANGE_END_TAG,
+    ASSET_PARTITION_RANGE_START_TAG,
+)
+
+from counts_assets.definitions import build_defs
+from counts_assets.delivery.resource import DeliveryResource
+from counts_assets.resources import ExportFiles, OrgRegistry
+from counts_assets.source.reader import SourceReader
+from counts_tests.golden_store import build_golden_store, write_org_files
+from counts_tests.store import sqlite_url
+
+
+@dataclass
+class Platform:
+    defs: dg.Definitions
+    instance: dg.DagsterInstance
+    export_dir: Path
+    orgs_dir: Path
+    home: Path
+    source_url: str
+    resources: dict
+
+    def run(self, job_name: str, start: str, end: str | None = None) -> dg.ExecuteInProcessResult:
+        job = self.defs.resolve_job_def(job_name)
+        if end is None:
+            return job.execute_in_process(
+                instance=self.instance, partition_key=start, raise_on_error=False
+            )
+        return job.execute_in_process(
+            instance=self.instance,
+            tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
+            raise_on_error=False,
+        )
+
+    def execute(self, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+        """Runs a sensor's RunRequest in process, as the daemon would launch it."""
+        job = self.defs.resolve_job_def(request.job_name)
+        return job.execute_in_process(
+            instance=self.instance,
+            partition_key=request.partition_key,
+            asset_selection=list(request.asset_selection),
+            run_config=request.run_config,
+            tags=request.tags,
+            raise_on_error=False,
+        )
+
+
+@contextmanager
+def platform_on(tmp_path: Path, delivery: DeliveryResource | None = None):
+    url = sqlite_url(tmp_path)
+    build_golden_store(url)
+    orgs_dir = write_org_files(tmp_path / "orgs")
+    export_dir = tmp_path / "exports"
+    resources = {
+        "org_registry": OrgRegistry(orgs_dir=str(orgs_dir), first_date="2025-01-01"),
+        "source": SourceReader(url=url),
+        "export_files": ExportFiles(export_dir=str(export_dir)),
+        "delivery": delivery or DeliveryResource(url=f"file://{tmp_path / 'outbox'}"),
+    }
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    with dg.instance_for_test(temp_dir=str(home)) as instance:
+        instance.add_dynamic_partitions("orgs", ["testorg", "otherorg"])
+        yield Platform(build_defs(resources), instance, export_dir, orgs_dir, home, url, resources)
