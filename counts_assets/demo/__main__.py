@@ -75,8 +75,10 @@ def deliver_new_files(instance: dg.DagsterInstance) -> None:
             raise_on_error=False,
         )
         failed += not result.success
-    print(f"delivery: {len(requests) - failed} files delivered to "
-          f"{resources['delivery'].target().describe()}, {failed} failed")
+    print(
+        f"delivery: {len(requests) - failed} files delivered to "
+        f"{resources['delivery'].target().describe()}, {failed} failed"
+    )
 
 
 def main() -> None:
