@@ -7,6 +7,10 @@ import dagster as dg
 from counts_assets import settings
 from counts_assets.assets.delivery import DELIVERY_ASSETS
 from counts_assets.assets.exports import daily_exports, monthly_exports
+from counts_assets.automation.schedules import (
+    daily_export_schedule,
+    monthly_reconciliation_schedule,
+)
 from counts_assets.delivery.resource import DeliveryResource
 from counts_assets.jobs import (
     daily_delivery_job,
@@ -53,6 +57,7 @@ def build_defs(resources: dict[str, dg.ConfigurableResource]) -> dg.Definitions:
             daily_delivery_job,
             monthly_delivery_job,
         ],
+        schedules=[daily_export_schedule, monthly_reconciliation_schedule],
         sensors=[org_registry_sensor, delivery_sensor],
         resources=resources,
     )

@@ -1,0 +1,1 @@
+"""Automation: which partitions are due, the schedules that request them, failure alerts."""

@@ -1,0 +1,209 @@
+"""Schedules (§7): exactly the due partitions, each once, per org time zone, with catch-up."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+import pytest
+from dagster._core.storage.tags import SCHEDULE_NAME_TAG
+
+from counts_assets.automation.due import due_days, due_months
+from counts_assets.automation.schedules import (
+    daily_export_schedule,
+    monthly_reconciliation_schedule,
+)
+from counts_assets.definitions import defs
+from counts_assets.resources import OrgRegistry
+from counts_tests.factories import make_org
+
+UTC = dt.UTC
+GRACE = dt.timedelta(minutes=60)
+FIRST = dt.date(2025, 1, 1)
+CHICAGO = make_org(id="chicago211", timezone="America/Chicago", share_from="2026-01-01")
+NEW_YORK = make_org(id="newyork211", timezone="America/New_York", share_from="2026-01-01")
+HONOLULU = make_org(id="honolulu211", timezone="Pacific/Honolulu", share_from="2026-01-01")
+
+
+def newest_due(org, instant: str) -> dt.date | None:
+    days = due_days([org], dt.datetime.fromisoformat(instant), GRACE, FIRST, lookback=1)
+    return days[0][1] if days else None
+
+
+@pytest.mark.parametrize(
+    ("org", "instant", "newest"),
+    [
+        # Chicago, standard time: 2026-01-15 ends 06:00Z on the 16th, due 07:00Z.
+        (CHICAGO, "2026-01-16T06:59:59+00:00", "2026-01-14"),
+        (CHICAGO, "2026-01-16T07:00:00+00:00", "2026-01-15"),
+        # Chicago, spring forward: 2026-03-08 is 23 hours, ends 05:00Z on the 9th.
+        (CHICAGO, "2026-03-09T05:59:59+00:00", "2026-03-07"),
+        (CHICAGO, "2026-03-09T06:00:00+00:00", "2026-03-08"),
+        # Chicago, fall back: 2026-11-01 is 25 hours, ends 06:00Z on the 2nd.
+        (CHICAGO, "2026-11-02T06:59:59+00:00", "2026-10-31"),
+        (CHICAGO, "2026-11-02T07:00:00+00:00", "2026-11-01"),
+        # New York around both changes.
+        (NEW_YORK, "2026-03-09T04:59:59+00:00", "2026-03-07"),
+        (NEW_YORK, "2026-03-09T05:00:00+00:00", "2026-03-08"),
+        (NEW_YORK, "2026-11-02T05:59:59+00:00", "2026-10-31"),
+        (NEW_YORK, "2026-11-02T06:00:00+00:00", "2026-11-01"),
+        # Honolulu (UTC-10, no DST): five to six hours after New York.
+        (HONOLULU, "2026-07-02T10:59:59+00:00", "2026-06-30"),
+        (HONOLULU, "2026-07-02T11:00:00+00:00", "2026-07-01"),
+    ],
+)
+def test_a_day_is_due_one_grace_period_after_local_midnight(org, instant, newest):
+    assert newest_due(org, instant) == dt.date.fromisoformat(newest)
+
+
+def test_never_before_share_from_and_never_before_first_date():
+    org = make_org(share_from="2026-10-14")
+    now = dt.datetime(2026, 10, 20, 12, tzinfo=UTC)
+    assert [d.isoformat() for _, d in due_days([org], now, GRACE, FIRST)] == [
+        "2026-10-19",
+        "2026-10-18",
+        "2026-10-17",
+        "2026-10-16",
+        "2026-10-15",
+        "2026-10-14",
+    ]
+    assert due_days([org], now, GRACE, dt.date(2026, 10, 18)) == [
+        (org.id, dt.date(2026, 10, 19)),
+        (org.id, dt.date(2026, 10, 18)),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("org", "just_before", "at"),
+    [
+        (CHICAGO, "2026-11-01T05:59:59+00:00", "2026-11-01T06:00:00+00:00"),  # CDT -5, +1h
+        (NEW_YORK, "2026-11-01T04:59:59+00:00", "2026-11-01T05:00:00+00:00"),
+        (HONOLULU, "2026-11-01T10:59:59+00:00", "2026-11-01T11:00:00+00:00"),
+        (CHICAGO, "2026-04-01T05:59:59+00:00", "2026-04-01T06:00:00+00:00"),
+    ],
+)
+def test_a_month_is_due_on_the_first_in_the_org_zone(org, just_before, at):
+    before = due_months([org], dt.datetime.fromisoformat(just_before), GRACE, FIRST)
+    after = due_months([org], dt.datetime.fromisoformat(at), GRACE, FIRST)
+    month = dt.datetime.fromisoformat(at).date().replace(day=1)
+    ended = (month - dt.timedelta(days=1)).replace(day=1)
+    assert (org.id, ended) not in before and (org.id, ended) in after
+    assert len(after) == 2
+
+
+def test_a_month_containing_share_from_is_due_but_not_earlier_ones():
+    org = make_org(share_from="2026-09-20")
+    due = due_months([org], dt.datetime(2026, 11, 2, tzinfo=UTC), GRACE, FIRST)
+    assert due == [(org.id, dt.date(2026, 10, 1)), (org.id, dt.date(2026, 9, 1))]
+    due = due_months([org], dt.datetime(2026, 10, 2, tzinfo=UTC), GRACE, FIRST)
+    assert due == [(org.id, dt.date(2026, 9, 1))]
+
+
+# Schedules evaluated with a real instance: the runs they request are recorded like the daemon
+# records them (tags of the request plus the schedule's name), so "never twice" is observed.
+
+ORG_FILES = {
+    "chicago211": ("America/Chicago", "2026-10-01"),
+    "newyork211": ("America/New_York", "2026-10-01"),
+    "honolulu211": ("Pacific/Honolulu", "2026-10-01"),
+}
+
+
+@pytest.fixture
+def automation(tmp_path):
+    orgs_dir = tmp_path / "orgs"
+    orgs_dir.mkdir()
+    for org_id, (zone, share_from) in ORG_FILES.items():
+        (orgs_dir / f"{org_id}.yaml").write_text(
+            f"id: {org_id}\nname: {org_id}\ntimezone: {zone}\nshare_from: {share_from}\n"
+            "contact_forms: [211 Contact]\ninteraction_filter:\n  all_211: true\n"
+        )
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        instance.add_dynamic_partitions("orgs", list(ORG_FILES))
+        yield instance, OrgRegistry(orgs_dir=str(orgs_dir), first_date="2025-01-01")
+
+
+def evaluate(schedule, instance, registry, instant: str) -> list[str]:
+    context = dg.build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=dt.datetime.fromisoformat(instant),
+        resources={"org_registry": registry},
+        repository_def=defs.get_repository_def(),
+    )
+    result = schedule.evaluate_tick(context)
+    job = defs.resolve_job_def(schedule.job_name)
+    keys = []
+    for request in result.run_requests or []:
+        instance.create_run_for_job(
+            job_def=job,
+            tags={**request.tags, SCHEDULE_NAME_TAG: schedule.name},
+        )
+        keys.append(request.partition_key)
+    return sorted(keys)
+
+
+def test_daily_schedule_requests_each_org_at_its_own_time_and_once(automation):
+    instance, registry = automation
+    first = evaluate(daily_export_schedule, instance, registry, "2026-10-03T05:00:00+00:00")
+    # 05:00Z: New York's Oct 2 ended 04:00Z (due at 05:00Z); Chicago's ends 05:00Z (due 06:00Z).
+    assert first == [
+        "2026-10-01|chicago211",
+        "2026-10-01|honolulu211",
+        "2026-10-01|newyork211",
+        "2026-10-02|newyork211",
+    ]
+    assert evaluate(daily_export_schedule, instance, registry, "2026-10-03T05:15:00+00:00") == []
+    assert evaluate(daily_export_schedule, instance, registry, "2026-10-03T06:00:00+00:00") == [
+        "2026-10-02|chicago211"
+    ]
+    assert evaluate(daily_export_schedule, instance, registry, "2026-10-03T10:45:00+00:00") == []
+    assert evaluate(daily_export_schedule, instance, registry, "2026-10-03T11:00:00+00:00") == [
+        "2026-10-02|honolulu211"
+    ]
+
+
+def test_catch_up_after_a_three_day_outage(automation):
+    instance, registry = automation
+    evaluate(daily_export_schedule, instance, registry, "2026-10-20T12:00:00+00:00")
+    after_outage = evaluate(daily_export_schedule, instance, registry, "2026-10-23T12:00:00+00:00")
+    assert after_outage == sorted(
+        f"2026-10-{day}|{org}" for day in (20, 21, 22) for org in ORG_FILES
+    )
+
+
+def test_outage_longer_than_the_lookback_leaves_older_days_to_backfill(automation):
+    instance, registry = automation
+    requested = evaluate(daily_export_schedule, instance, registry, "2026-10-30T12:00:00+00:00")
+    assert sorted({k.split("|")[0] for k in requested}) == [
+        f"2026-10-{day}" for day in range(23, 30)
+    ]
+
+
+def test_removed_org_file_stops_its_automation(automation, tmp_path):
+    instance, registry = automation
+    (tmp_path / "orgs" / "honolulu211.yaml").unlink()
+    requested = evaluate(daily_export_schedule, instance, registry, "2026-10-03T12:00:00+00:00")
+    assert not any("honolulu211" in k for k in requested)
+
+
+def test_monthly_schedule_on_the_first_in_each_zone_once(automation):
+    instance, registry = automation
+    # October ends at 04:00Z in New York (EDT), 05:00Z in Chicago, 10:00Z in Honolulu.
+    assert (
+        evaluate(monthly_reconciliation_schedule, instance, registry, "2026-11-01T04:45:00+00:00")
+        == []
+    )
+    assert evaluate(
+        monthly_reconciliation_schedule, instance, registry, "2026-11-01T05:00:00+00:00"
+    ) == ["2026-10-01|newyork211"]
+    assert evaluate(
+        monthly_reconciliation_schedule, instance, registry, "2026-11-01T06:00:00+00:00"
+    ) == ["2026-10-01|chicago211"]
+    assert evaluate(
+        monthly_reconciliation_schedule, instance, registry, "2026-11-01T11:00:00+00:00"
+    ) == ["2026-10-01|honolulu211"]
+    assert (
+        evaluate(monthly_reconciliation_schedule, instance, registry, "2026-11-02T11:00:00+00:00")
+        == []
+    )
