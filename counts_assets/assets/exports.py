@@ -15,6 +15,7 @@ import pandas as pd
 
 from counts_assets.assets.metadata import file_metadata, findings_counts, markdown_table
 from counts_assets.exports.periods import Target, plan_targets
+from counts_assets.exports.reconciliation import diff_for_month
 from counts_assets.exports.run import RunOutcome, run_exports
 from counts_assets.partitions import (
     daily_partitions,
@@ -183,7 +184,8 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
 
         counts = findings_counts(outcome.frames.findings)
         for target in targets:
-            yield from _materializations(cadence, outcome, target, counts)
+            extra = _reconciliation(export_files, outcome, target) if cadence.monthly else {}
+            yield from _materializations(cadence, outcome, target, counts, extra)
         for (org_id, period), reason in skipped.items():
             start = dt.date.fromisoformat(period + "-01" if cadence.monthly else period)
             key = partition_key(cadence.monthly, org_id, start)
@@ -233,7 +235,35 @@ def _export(context, source, export_files, orgs, targets: list[Target]) -> RunOu
     return run_exports(tables, orgs, targets, export_files.root)
 
 
-def _materializations(cadence: Cadence, outcome: RunOutcome, target: Target, counts: dict):
+def _reconciliation(export_files: ExportFiles, outcome: RunOutcome, target: Target) -> dict:
+    """Metadata of the monthly summary: the diff against the daily files made for the month."""
+    if not outcome.files[(target.org_id, target.period)].published:
+        return {}
+    in_file = (outcome.frames.summary["org_id"] == target.org_id) & (
+        outcome.frames.summary["period"] == target.period
+    )
+    needs = outcome.frames.needs
+    diff, missing = diff_for_month(
+        export_files.root,
+        target.org_id,
+        target.first_day,
+        target.last_day,
+        outcome.frames.summary[in_file],
+        needs[(needs["org_id"] == target.org_id) & (needs["period"] == target.period)],
+    )
+    return {
+        "reconciliation": dg.MetadataValue.md(markdown_table(diff, limit=31)),
+        "records_added_late": int(diff["added late"].sum()),
+        "records_removed": int(diff["removed"].sum()),
+        "records_changed": int(diff["changed"].sum()),
+        "calls_restated": int((diff["monthly calls"] - diff["daily calls"]).sum()),
+        "days_without_daily_file": len(missing),
+    }
+
+
+def _materializations(
+    cadence: Cadence, outcome: RunOutcome, target: Target, counts: dict, extra: dict
+):
     key = (target.org_id, target.period)
     result = outcome.files[key]
     if not result.published:
@@ -258,6 +288,8 @@ def _materializations(cadence: Cadence, outcome: RunOutcome, target: Target, cou
         meta = file_metadata(result, kind)
         if kind == "needs":
             meta |= {k: found[k] for k in ("needs_left_out", "invalid_zip_codes")}
+        else:
+            meta |= extra
         yield dg.AssetMaterialization(asset_key=asset_key, partition=partition, metadata=meta)
 
 
