@@ -57,7 +57,11 @@ class Platform:
 
 
 @contextmanager
-def platform_on(tmp_path: Path, delivery: DeliveryResource | None = None):
+def platform_on(
+    tmp_path: Path,
+    delivery: DeliveryResource | None = None,
+    registered: tuple[str, ...] = ("testorg", "otherorg"),
+):
     url = sqlite_url(tmp_path)
     build_golden_store(url)
     orgs_dir = write_org_files(tmp_path / "orgs")
@@ -71,5 +75,5 @@ def platform_on(tmp_path: Path, delivery: DeliveryResource | None = None):
     home = tmp_path / "dagster_home"
     home.mkdir()
     with dg.instance_for_test(temp_dir=str(home)) as instance:
-        instance.add_dynamic_partitions("orgs", ["testorg", "otherorg"])
+        instance.add_dynamic_partitions("orgs", list(registered))
         yield Platform(build_defs(resources), instance, export_dir, orgs_dir, home, url, resources)

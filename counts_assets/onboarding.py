@@ -1,0 +1,136 @@
+"""Checks an organization file against the live store before go-live.
+
+    python -m counts_assets.onboarding organizations/neworg.yaml [--days 90]
+
+Reports forms and questions the store does not have, answers of the last N days that the value
+maps do not cover, passed-through questions with so many distinct answers that they look like
+free text (their values would be sent as typed, so they are counted, never printed), and how
+many records would be shared per month. Exits 1 when anything needs fixing."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+import sqlalchemy as sa
+from pydantic import ValidationError
+
+from counts_assets import settings
+from counts_assets.exports.periods import plan_targets, targets_frame
+from counts_assets.orgs.models import Organization, normalize_text
+from counts_assets.orgs.registry import load_registry, parse_org_file
+from counts_assets.rules.inclusion import select_included, with_call_dates
+from counts_assets.rules.text import as_text, matching_form
+from counts_assets.source.reader import read_source
+from counts_assets.source.tables import SourceTables
+
+FREE_TEXT_DISTINCT_ANSWERS = 25
+
+
+@dataclass
+class OnboardingReport:
+    problems: list[str] = field(default_factory=list)
+    records_per_month: dict[str, int] = field(default_factory=dict)
+
+
+def check_org(
+    org: Organization, tables: SourceTables, today: dt.date, days: int
+) -> OnboardingReport:
+    report = OnboardingReport()
+    records = tables.records[as_text(tables.records["org_id"]) == org.id]
+    seen_forms = set(as_text(records["contact_form"]).dropna())
+    for form in org.contact_forms:
+        if form not in seen_forms:
+            report.problems.append(
+                f"contact_forms: no record on form {form!r} in the last {days} days "
+                f"(forms seen: {', '.join(sorted(seen_forms)) or 'none'})"
+            )
+
+    answers = tables.answers[as_text(tables.answers["org_id"]) == org.id]
+    keyed = pd.DataFrame(
+        {
+            "question": matching_form(answers["question"]),
+            "answer": as_text(answers["answer"]).fillna("").map(str.strip),
+        }
+    )
+    keyed = keyed[keyed["answer"] != ""]
+    seen_questions = set(keyed["question"])
+    questions = [
+        (f"interaction_filter.any_of[{i}]", c.question)
+        for i, c in enumerate(org.interaction_filter.any_of or [])
+    ] + [(f"demographics.{slot}", spec.question) for slot, spec in org.demographics.items()]
+    for where, question in questions:
+        if normalize_text(question) not in seen_questions:
+            report.problems.append(f"{where}: question {question!r} has no answer in the store")
+
+    for slot, spec in org.demographics.items():
+        given = keyed[keyed["question"] == normalize_text(spec.question)]["answer"]
+        mapping = spec.normalized_values()
+        if mapping is None:
+            distinct = given.nunique()
+            if distinct > FREE_TEXT_DISTINCT_ANSWERS:
+                report.problems.append(
+                    f"demographics.{slot}: {spec.question!r} is passed through but has "
+                    f"{distinct} distinct answers: it looks like free text, which could send "
+                    "personal data; give it a value map"
+                )
+            continue
+        uncovered = given[~given.map(str.casefold).isin(mapping)].value_counts()
+        for answer, count in uncovered.items():
+            report.problems.append(
+                f"demographics.{slot}: answer {answer!r} ({count} times) is not in the value "
+                "map and would be sent empty"
+            )
+
+    start = max(org.share_from, today - dt.timedelta(days=days))
+    months = sorted(
+        {(start + dt.timedelta(days=d)).replace(day=1) for d in range((today - start).days + 1)}
+    )
+    targets, _ = plan_targets([(org.id, m) for m in months], {org.id: org}, monthly=True)
+    dated, _ = with_call_dates(records, {org.id: org})
+    included = select_included(dated, answers, {org.id: org}, targets_frame(targets), monthly=True)
+    counts = included.groupby("period").size()
+    report.records_per_month = {t.period: int(counts.get(t.period, 0)) for t in targets}
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("org_file", type=Path)
+    parser.add_argument("--days", type=int, default=90, help="how far back to look")
+    args = parser.parse_args(argv)
+
+    try:
+        org = parse_org_file(args.org_file)
+    except (ValidationError, ValueError, OSError) as exc:
+        print(f"{args.org_file}: not a valid organization file:\n{exc}")
+        return 1
+    clashes = [
+        e
+        for e in load_registry(settings.orgs_dir(), settings.first_date()).errors
+        if e.field == "id" and org.id in e.reason
+    ]
+    today = dt.datetime.now(dt.UTC).date()
+    url = os.environ.get("COUNTS_SOURCE_URL", settings.DEFAULT_SOURCE_URL)
+    tables = read_source(
+        sa.create_engine(url), [org.id], today - dt.timedelta(days=args.days), today
+    )
+    report = check_org(org, tables, today, args.days)
+    report.problems = [str(e) for e in clashes] + report.problems
+    print(f"{org.id} ({org.name}), {org.timezone}, sharing from {org.share_from}")
+    print(f"records read for the last {args.days} days: {len(tables.records)}")
+    for month, count in report.records_per_month.items():
+        print(f"  would share {count} records for {month}")
+    for problem in report.problems:
+        print(f"PROBLEM {problem}")
+    print("ready to go live" if not report.problems else f"{len(report.problems)} problems")
+    return 1 if report.problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
