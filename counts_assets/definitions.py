@@ -7,6 +7,7 @@ import dagster as dg
 from counts_assets import settings
 from counts_assets.assets.delivery import DELIVERY_ASSETS
 from counts_assets.assets.exports import daily_exports, monthly_exports
+from counts_assets.automation.alerts import AlertHook, run_failure_alert_sensor
 from counts_assets.automation.schedules import (
     daily_export_schedule,
     monthly_reconciliation_schedule,
@@ -44,6 +45,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             key_file=_env("COUNTS_SFTP_KEY_FILE", None),
             known_hosts=_env("COUNTS_SFTP_KNOWN_HOSTS", None),
         ),
+        "alerts": AlertHook(url=_env("COUNTS_ALERT_URL", None)),
     }
 
 
@@ -58,7 +60,7 @@ def build_defs(resources: dict[str, dg.ConfigurableResource]) -> dg.Definitions:
             monthly_delivery_job,
         ],
         schedules=[daily_export_schedule, monthly_reconciliation_schedule],
-        sensors=[org_registry_sensor, delivery_sensor],
+        sensors=[org_registry_sensor, delivery_sensor, run_failure_alert_sensor],
         resources=resources,
     )
 

@@ -13,6 +13,7 @@ from dagster._core.storage.tags import (
     ASSET_PARTITION_RANGE_START_TAG,
 )
 
+from counts_assets.automation.alerts import AlertHook
 from counts_assets.definitions import build_defs
 from counts_assets.delivery.resource import DeliveryResource
 from counts_assets.resources import ExportFiles, OrgRegistry
@@ -71,6 +72,7 @@ def platform_on(
         "source": SourceReader(url=url),
         "export_files": ExportFiles(export_dir=str(export_dir)),
         "delivery": delivery or DeliveryResource(url=f"file://{tmp_path / 'outbox'}"),
+        "alerts": AlertHook(url=f"file://{tmp_path / 'alerts.jsonl'}"),
     }
     home = tmp_path / "dagster_home"
     home.mkdir()
