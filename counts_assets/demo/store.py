@@ -121,13 +121,19 @@ def _timestamps(rng: np.random.Generator, utc: pd.Series) -> list[str]:
 
 
 def generate_store(
-    engine: sa.Engine, first: dt.date, last: dt.date, per_day: int = 40, seed: int = 211
+    engine: sa.Engine,
+    first: dt.date,
+    last: dt.date,
+    per_day: int = 40,
+    seed: int = 211,
+    profiles: dict[str, dict] | None = None,
 ) -> dict[str, int]:
-    """Create the four tables and fill them; returns row counts per table."""
+    """Create the four tables and fill them; returns row counts per table. `profiles` maps
+    org ids to one of ORG_PROFILES' shapes (default: the three demo orgs)."""
     rng = np.random.default_rng(seed)
     records, answers, needs, referrals = [], [], [], []
     days = pd.date_range(first, last, freq="D")
-    for org_id, profile in ORG_PROFILES.items():
+    for org_id, profile in (profiles or ORG_PROFILES).items():
         count = len(days) * per_day
         day = rng.integers(0, len(days), count)
         seconds = rng.integers(0, 86400, count)
