@@ -25,8 +25,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from counts_assets.demo.store import ORG_PROFILES, generate_store  # noqa: E402
 from counts_tests.dagster_processes import running_dagster  # noqa: E402
 
-DAILY_ASSETS = ["daily_raw_contacts", "daily_mapped_demographics", "daily_summary_file",
-                "daily_needs_file"]
+DAILY_ASSETS = [
+    "daily_raw_contacts",
+    "daily_mapped_demographics",
+    "daily_summary_file",
+    "daily_needs_file",
+]
 STOP_SENSOR = """
 mutation Stop($id: String!) { stopSensor(id: $id) { __typename } }
 """
@@ -81,41 +85,57 @@ def main() -> None:
         "COUNTS_GRACE_MINUTES": str(60 * 24 * 3650),  # keep the schedules quiet
     }
     home = work / "dagster_home"
-    with running_dagster(home, env) as dagster, dg.DagsterInstance.from_config(
-        str(home)
-    ) as instance:
+    with (
+        running_dagster(home, env) as dagster,
+        dg.DagsterInstance.from_config(str(home)) as instance,
+    ):
         dagster.wait_for(
             lambda: len(instance.get_dynamic_partitions("orgs")) == args.orgs,
-            300, "org_registry_sensor",
+            300,
+            "org_registry_sensor",
         )
         # This measures the export backfill; delivery runs are one per file by design.
-        sensor = dagster.graphql(SENSOR_ID, {"s": {
-            "repositoryName": "__repository__",
-            "repositoryLocationName": "counts_assets",
-            "sensorName": "delivery_sensor",
-        }})["sensorOrError"]
+        sensor = dagster.graphql(
+            SENSOR_ID,
+            {
+                "s": {
+                    "repositoryName": "__repository__",
+                    "repositoryLocationName": "counts_assets",
+                    "sensorName": "delivery_sensor",
+                }
+            },
+        )["sensorOrError"]
         dagster.graphql(STOP_SENSOR, {"id": sensor["id"]})
         partitions = [
             f"{first + dt.timedelta(days=d)}|{org}"
-            for d in range(args.days) for org in sorted(profiles)
+            for d in range(args.days)
+            for org in sorted(profiles)
         ]
         launched = time.monotonic()
         backfill_id = dagster.launch_backfill(DAILY_ASSETS, partitions)
         status = dagster.wait_for(
-            lambda: (s := dagster.backfill_status(backfill_id)) not in (
-                "REQUESTED", "IN_PROGRESS") and s,
-            6 * 3600, "the backfill", every=5,
+            lambda: (
+                (s := dagster.backfill_status(backfill_id)) not in ("REQUESTED", "IN_PROGRESS")
+                and s
+            ),
+            6 * 3600,
+            "the backfill",
+            every=5,
         )
         wall = time.monotonic() - launched
         runs = instance.get_run_records(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
         failed = [r for r in runs if r.dagster_run.status != dg.DagsterRunStatus.SUCCESS]
     files = len(list((work / "exports").rglob("*.csv")))
     print(f"backfill {backfill_id}: {status}")
-    print("| orgs | days | partitions | runs | failed runs | files | wall time | "
-          "reference runs (one per org-day) | fewer runs |")
+    print(
+        "| orgs | days | partitions | runs | failed runs | files | wall time | "
+        "reference runs (one per org-day) | fewer runs |"
+    )
     print("|---|---|---|---|---|---|---|---|---|")
-    print(f"| {args.orgs} | {args.days} | {len(partitions)} | {len(runs)} | {len(failed)} | "
-          f"{files} | {wall:.0f} s | {len(partitions)} | {len(partitions) / len(runs):.0f}x |")
+    print(
+        f"| {args.orgs} | {args.days} | {len(partitions)} | {len(runs)} | {len(failed)} | "
+        f"{files} | {wall:.0f} s | {len(partitions)} | {len(partitions) / len(runs):.0f}x |"
+    )
 
 
 if __name__ == "__main__":

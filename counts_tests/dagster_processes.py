@@ -44,13 +44,30 @@ class Dagster:
         )
         for name, args in (
             ("daemon", [_tool("dagster-daemon"), "run", "-w", str(self.workspace)]),
-            ("webserver", [_tool("dagster-webserver"), "-w", str(self.workspace),
-                           "-h", "127.0.0.1", "-p", str(self.port)]),
+            (
+                "webserver",
+                [
+                    _tool("dagster-webserver"),
+                    "-w",
+                    str(self.workspace),
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                ],
+            ),
         ):
             log = open(self.home / f"{name}.log", "ab")  # noqa: SIM115 - owned by the process
             self.processes.append(
-                subprocess.Popen(args, cwd=REPO, env=self.env, stdin=subprocess.DEVNULL,
-                                 stdout=log, stderr=log, start_new_session=True)
+                subprocess.Popen(
+                    args,
+                    cwd=REPO,
+                    env=self.env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    start_new_session=True,
+                )
             )
         self.wait_for(lambda: self._server_info() is not None, 120, "webserver up")
 
@@ -70,8 +87,9 @@ class Dagster:
 
     def _server_info(self) -> dict | None:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/server_info",
-                                        timeout=2) as response:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.port}/server_info", timeout=2
+            ) as response:
                 return json.loads(response.read())
         except OSError:
             return None
@@ -99,8 +117,12 @@ class Dagster:
               }
             }
             """,
-            {"params": {"assetSelection": [{"path": [p]} for p in asset_paths],
-                        "partitionNames": partition_names}},
+            {
+                "params": {
+                    "assetSelection": [{"path": [p]} for p in asset_paths],
+                    "partitionNames": partition_names,
+                }
+            },
         )
         result = data["launchPartitionBackfill"]
         if result["__typename"] != "LaunchBackfillSuccess":
@@ -135,8 +157,9 @@ class Dagster:
                 return value
             for process in self.processes:
                 if process.poll() is not None:
-                    raise RuntimeError(f"a dagster process exited while waiting for {what}:\n"
-                                       + self.logs())
+                    raise RuntimeError(
+                        f"a dagster process exited while waiting for {what}:\n" + self.logs()
+                    )
             time.sleep(every)
         raise TimeoutError(f"timed out after {seconds}s waiting for {what}:\n{self.logs()}")
 

@@ -10,8 +10,12 @@ from counts_tests.dagster_processes import running_dagster
 from counts_tests.golden_store import GOLDEN_DIR, build_golden_store, write_org_files
 from counts_tests.store import sqlite_url
 
-DAILY_ASSETS = ["daily_raw_contacts", "daily_mapped_demographics", "daily_summary_file",
-                "daily_needs_file"]
+DAILY_ASSETS = [
+    "daily_raw_contacts",
+    "daily_mapped_demographics",
+    "daily_summary_file",
+    "daily_needs_file",
+]
 
 
 def test_backfill_from_the_ui_api_is_made_and_delivered(tmp_path, sftp_server, sftp_base):
@@ -31,52 +35,64 @@ def test_backfill_from_the_ui_api_is_made_and_delivered(tmp_path, sftp_server, s
         "COUNTS_GRACE_MINUTES": str(60 * 24 * 3650),
     }
     home = tmp_path / "dagster_home"
-    with running_dagster(home, env) as dagster:
+    with (
+        running_dagster(home, env) as dagster,
+        dg.DagsterInstance.from_config(str(home)) as instance,
+    ):
         # org_registry_sensor registers both organizations on its first tick.
-        with dg.DagsterInstance.from_config(str(home)) as instance:
-            dagster.wait_for(
-                lambda: sorted(instance.get_dynamic_partitions("orgs"))
-                == ["otherorg", "testorg"],
-                120, "org_registry_sensor to register the orgs",
-            )
-            partitions = [f"2026-03-{d:02d}|{o}" for d in (7, 8, 9) for o in ("testorg",
-                                                                            "otherorg")]
-            backfill_id = dagster.launch_backfill(DAILY_ASSETS, partitions)
-            status = dagster.wait_for(
-                lambda: (s := dagster.backfill_status(backfill_id)) not in (
-                    "REQUESTED", "IN_PROGRESS") and s,
-                300, "the backfill to finish",
-            )
-            assert status == "COMPLETED_SUCCESS", dagster.logs()
-            runs = instance.get_run_records(
-                dg.RunsFilter(tags={"dagster/backfill": backfill_id})
-            )
-            # Grouped by org (2 orgs < 3 dates): one run per org covering its dates.
-            assert len(runs) == 2
+        dagster.wait_for(
+            lambda: sorted(instance.get_dynamic_partitions("orgs")) == ["otherorg", "testorg"],
+            120,
+            "org_registry_sensor to register the orgs",
+        )
+        partitions = [f"2026-03-{d:02d}|{o}" for d in (7, 8, 9) for o in ("testorg", "otherorg")]
+        backfill_id = dagster.launch_backfill(DAILY_ASSETS, partitions)
+        status = dagster.wait_for(
+            lambda: (
+                (s := dagster.backfill_status(backfill_id)) not in ("REQUESTED", "IN_PROGRESS")
+                and s
+            ),
+            300,
+            "the backfill to finish",
+        )
+        assert status == "COMPLETED_SUCCESS", dagster.logs()
+        runs = instance.get_run_records(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+        # Grouped by org (2 orgs < 3 dates): one run per org covering its dates.
+        assert len(runs) == 2
 
-            expected = {
-                f"{org}/{path.name}": path.read_bytes()
-                for org in ("testorg", "otherorg")
-                for path in (export_dir / org / "daily").glob("*.csv")
+        expected = {
+            f"{org}/{path.name}": path.read_bytes()
+            for org in ("testorg", "otherorg")
+            for path in (export_dir / org / "daily").glob("*.csv")
+        }
+        assert len(expected) == 12
+
+        def delivered():
+            files = {
+                str(p.relative_to(sftp_base)): p.read_bytes()
+                for p in sftp_base.rglob("*")
+                if p.is_file()
             }
-            assert len(expected) == 12
+            return files if files == expected else None
 
-            def delivered():
-                files = {
-                    str(p.relative_to(sftp_base)): p.read_bytes()
-                    for p in sftp_base.rglob("*") if p.is_file()
-                }
-                return files if files == expected else None
-
-            dagster.wait_for(delivered, 300, "delivery_sensor to deliver all 12 files", 2)
-            statuses = dagster.wait_for(
-                lambda: (s := [r.dagster_run.status for r in instance.get_run_records(
-                    dg.RunsFilter(job_name="daily_delivery_job"))])
-                and all(x in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE)
-                        for x in s) and s,
-                120, "the delivery runs to finish",
-            )
-            assert statuses == [dg.DagsterRunStatus.SUCCESS] * 12
+        dagster.wait_for(delivered, 300, "delivery_sensor to deliver all 12 files", 2)
+        statuses = dagster.wait_for(
+            lambda: (
+                (
+                    s := [
+                        r.dagster_run.status
+                        for r in instance.get_run_records(
+                            dg.RunsFilter(job_name="daily_delivery_job")
+                        )
+                    ]
+                )
+                and all(x in (dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE) for x in s)
+                and s
+            ),
+            120,
+            "the delivery runs to finish",
+        )
+        assert statuses == [dg.DagsterRunStatus.SUCCESS] * 12
     assert (sftp_base / "testorg" / "testorg_daily_2026-03-08_needs.csv").read_bytes() == (
         GOLDEN_DIR / "testorg_daily_2026-03-08_needs.csv"
     ).read_bytes()
