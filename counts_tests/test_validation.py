@@ -154,7 +154,7 @@ def test_failed_pair_is_not_published_and_the_previous_pair_stays(tmp_path):
     ]
 
 
-def test_duplicate_record_numbers_fail_that_org_with_a_clear_error(tmp_path):
+def test_duplicate_record_numbers_are_left_out_and_reported(tmp_path):
     org = make_org()
     day = dt.date(2026, 10, 15)
     empty = SourceTables.empty()
@@ -163,6 +163,7 @@ def test_duplicate_record_numbers_fail_that_org_with_a_clear_error(tmp_path):
             [
                 {"call_report_num": "42", "started_at": "2026-10-15T17:00:00Z"},
                 {"call_report_num": "42", "started_at": "2026-10-15T18:00:00Z"},
+                {"call_report_num": "43", "started_at": "2026-10-15T18:00:00Z"},
             ]
         ),
         answers=empty.answers,
@@ -172,10 +173,7 @@ def test_duplicate_record_numbers_fail_that_org_with_a_clear_error(tmp_path):
     outcome = run_exports(
         source, {org.id: org}, [Target("testorg", "2026-10-15", day, day)], tmp_path
     )
-    assert outcome.failed == {
-        ("testorg", "2026-10-15"): [
-            "contact_records holds several rows for call_report_num 42: a record number must be "
-            "unique within the org"
-        ]
-    }
-    assert not (tmp_path / "testorg").exists()
+    assert outcome.failed == {}
+    assert outcome.frames.findings.duplicates.values.tolist() == [["testorg", "42", 2]]
+    needs = (tmp_path / "testorg/daily/testorg_daily_2026-10-15_needs.csv").read_text()
+    assert needs.splitlines()[1:] == ["2026-10-15,,,0,,,,,,,,43"]

@@ -63,7 +63,6 @@ def run_exports(
     frames = build_export_frames(source, orgs, frame_of_targets, monthly)
     report = validate_run(frames.summary, frames.needs, frame_of_targets)
 
-    duplicate_orgs = frames.findings.duplicates.groupby("org_id")["call_report_num"].agg(list)
     bodies = {kind: _file_bodies(getattr(frames, kind), kind) for kind in HEADERS}
     included = frames.included.groupby(FILE_KEY).agg(
         records=("call_report_num", "size"), services=("referrals", "sum")
@@ -79,12 +78,6 @@ def run_exports(
     for target in targets:
         key = (target.org_id, target.period)
         outcome = files[key] = FileOutcome(target)
-        if target.org_id in duplicate_orgs:
-            numbers = ", ".join(duplicate_orgs[target.org_id][:10])
-            outcome.failures.append(
-                f"contact_records holds several rows for call_report_num {numbers}: "
-                "a record number must be unique within the org"
-            )
         outcome.failures.extend(report.failures.get(key, []))
         if outcome.failures:
             continue
