@@ -9,20 +9,9 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from counts_assets.demo.store import SCHEMA
+from counts_assets.source.tables import RECORD_COLUMNS
 
-RECORD_FIELDS = [
-    "org_id",
-    "call_report_num",
-    "contact_form",
-    "report_version",
-    "started_at",
-    "status",
-    "deleted",
-    "postal_code",
-    "caller_name",
-    "caller_phone",
-    "specialist_notes",
-]
+RECORD_FIELDS = [*RECORD_COLUMNS, "caller_name", "caller_phone", "specialist_notes"]
 
 
 def record(

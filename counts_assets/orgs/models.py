@@ -5,10 +5,17 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from typing import Literal
+from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 SLOTS = ("age", "gender", "ethnicity", "children_in_household", "income_level", "source")
 Slot = Literal["age", "gender", "ethnicity", "children_in_household", "income_level", "source"]
@@ -27,16 +34,18 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
 
 
-class Condition(_Strict):
-    question: str = Field(min_length=1)
-    answers: list[str] = Field(min_length=1)
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise ValueError("must not be blank")
+    return value
 
-    @field_validator("question")
-    @classmethod
-    def _question_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value
+
+Question = Annotated[str, AfterValidator(_not_blank)]
+
+
+class Condition(_Strict):
+    question: Question
+    answers: list[str] = Field(min_length=1)
 
 
 class InteractionFilter(_Strict):
@@ -66,15 +75,8 @@ class InteractionFilter(_Strict):
 
 
 class Demographic(_Strict):
-    question: str = Field(min_length=1)
+    question: Question
     values: dict[str, str] | None = None
-
-    @field_validator("question")
-    @classmethod
-    def _question_not_blank(cls, value: str) -> str:
-        if not value.strip():
-            raise ValueError("must not be blank")
-        return value
 
     @field_validator("values")
     @classmethod
