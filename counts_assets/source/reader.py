@@ -79,22 +79,24 @@ def read_source(
         return SourceTables.empty()
     check_source_schema(engine)
     records = _table("contact_records", RECORD_COLUMNS)
-    window = _record_window(records, org_ids, first, last)
-    window_records = records.alias("r")
-    window_alias = _record_window(window_records, org_ids, first, last)
+    owner = records.alias("owner")
 
     def attached(table: sa.TableClause) -> sa.ColumnElement[bool]:
+        """Rows of records that the records query returns (a semi-join: no duplicates)."""
         return sa.exists().where(
-            window_records.c.org_id == table.c.org_id,
-            window_records.c.call_report_num == table.c.call_report_num,
-            window_alias,
+            owner.c.org_id == table.c.org_id,
+            owner.c.call_report_num == table.c.call_report_num,
+            _record_window(owner, org_ids, first, last),
         )
 
     answers = _table("contact_answers", ANSWER_COLUMNS)
     needs = _table("contact_needs", NEED_COLUMNS)
     referrals = _table("contact_referrals", ["org_id", "call_report_num", "resource_id"])
     queries = {
-        "records": (sa.select(*records.c).where(window), RECORD_COLUMNS),
+        "records": (
+            sa.select(*records.c).where(_record_window(records, org_ids, first, last)),
+            RECORD_COLUMNS,
+        ),
         "answers": (sa.select(*answers.c).where(attached(answers)), ANSWER_COLUMNS),
         "needs": (sa.select(*needs.c).where(attached(needs)), NEED_COLUMNS),
         "referrals": (
