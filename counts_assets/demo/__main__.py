@@ -19,7 +19,7 @@ from dagster._core.storage.tags import (
 
 from counts_assets import settings
 from counts_assets.definitions import default_resources, defs
-from counts_assets.demo.store import generate_store
+from counts_assets.demo.store import apply_late_edits, generate_store
 from counts_assets.orgs.registry import load_registry
 from counts_assets.partitions import ORGS_PARTITION_SET, partition_key
 from counts_assets.sensors.delivery import delivery_sensor
@@ -30,7 +30,8 @@ DEMO_LAST = dt.date(2026, 11, 24)
 QUIET = {"console": {"config": {"log_level": "WARNING"}}}
 
 
-def ensure_store(url: str, fresh: bool) -> None:
+def ensure_store(url: str, fresh: bool) -> bool:
+    """True when a new store was generated."""
     engine = sa.create_engine(url)
     database = engine.url.database
     if engine.url.get_backend_name() == "sqlite" and database:
@@ -39,10 +40,11 @@ def ensure_store(url: str, fresh: bool) -> None:
             path.unlink(missing_ok=True)
         if path.exists():
             print(f"demo store: {path} (kept; --fresh makes a new one)")
-            return
+            return False
         path.parent.mkdir(parents=True, exist_ok=True)
     counts = generate_store(engine, DEMO_FIRST, DEMO_LAST)
     print(f"demo store: {url} {counts}")
+    return True
 
 
 def run_range(instance: dg.DagsterInstance, job_name: str, start: str, end: str) -> None:
@@ -81,13 +83,27 @@ def deliver_new_files(instance: dg.DagsterInstance) -> None:
     )
 
 
+def show_metadata(instance: dg.DagsterInstance, asset: str, partition: str) -> None:
+    """Prints a materialization's metadata as the UI lists it."""
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]),
+        limit=1,
+    ).records
+    if not records:
+        return
+    print(f"\n{asset} {partition}:")
+    for name, value in records[0].asset_materialization.metadata.items():
+        text = str(value.value)
+        print(f"  {name}: " + ("\n    " + text.replace("\n", "\n    ") if "\n" in text else text))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--fresh", action="store_true", help="regenerate the demo store")
     args = parser.parse_args()
 
     url = os.environ.get("COUNTS_SOURCE_URL", settings.DEFAULT_SOURCE_URL)
-    ensure_store(url, args.fresh)
+    new_store = ensure_store(url, args.fresh)
     registry = load_registry(settings.orgs_dir(), settings.first_date())
     for error in registry.errors:
         print(f"organization file rejected: {error}")
@@ -106,6 +122,9 @@ def main() -> None:
         partition_key(False, first_org, first),
         partition_key(False, last_org, DEMO_LAST),
     )
+    if new_store:
+        edits = apply_late_edits(sa.create_engine(url))
+        print(f"late changes after the daily files were made: {edits}")
     last_month = DEMO_LAST.replace(day=1) - dt.timedelta(days=1)
     run_range(
         instance,
@@ -125,6 +144,10 @@ def main() -> None:
                     f"  {org_dir.name}/{cadence}: {len(made)} files, "
                     f"{made[0].name} .. {made[-1].name}"
                 )
+    show_metadata(instance, "daily_summary_file", partition_key(False, "gateway211", DEMO_LAST))
+    show_metadata(
+        instance, "monthly_summary_file", partition_key(True, "gateway211", dt.date(2026, 10, 1))
+    )
     print(
         "\nOpen the UI: DAGSTER_HOME=$PWD/dagster_home .venv/bin/dagster dev  "
         "(then http://127.0.0.1:3000)"

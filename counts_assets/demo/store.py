@@ -251,3 +251,31 @@ def generate_store(
 
 def _form_weights(forms: int) -> list[float]:
     return [0.85, 0.15] if forms == 2 else [1.0 / forms] * forms
+
+
+def apply_late_edits(engine: sa.Engine, seed: int = 212) -> dict[str, int]:
+    """What happens after the daily files went out: drafts finalized late, records deleted or
+    edited. The monthly reconciliation then restates the month."""
+    rng = np.random.default_rng(seed)
+    with engine.begin() as connection:
+        rows = connection.execute(
+            sa.text("SELECT org_id, call_report_num, status FROM contact_records")
+        ).all()
+        drafts = [r[:2] for r in rows if r[2] == "draft"]
+        finals = [r[:2] for r in rows if r[2] == "finalized"]
+        picks = {
+            "finalized late": [drafts[i] for i in rng.permutation(len(drafts))[: len(drafts) // 2]],
+            "deleted": [finals[i] for i in rng.permutation(len(finals))[:40]],
+            "edited": [finals[i] for i in rng.permutation(len(finals))[40:100]],
+        }
+        statements = {
+            "finalized late": "UPDATE contact_records SET status = 'finalized'",
+            "deleted": "UPDATE contact_records SET deleted = '1'",
+            "edited": "UPDATE contact_records SET postal_code = '10001'",
+        }
+        for change, keys in picks.items():
+            connection.execute(
+                sa.text(f"{statements[change]} WHERE org_id = :o AND call_report_num = :n"),
+                [{"o": o, "n": n} for o, n in keys],
+            )
+    return {change: len(keys) for change, keys in picks.items()}
