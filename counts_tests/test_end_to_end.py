@@ -93,6 +93,8 @@ def test_backfill_from_the_ui_api_is_made_and_delivered(tmp_path, sftp_server, s
             "the delivery runs to finish",
         )
         assert statuses == [dg.DagsterRunStatus.SUCCESS] * 12
+        # The delivery runs took their slots from the `sftp` pool (limit 4, dagster.yaml).
+        assert instance.event_log_storage.get_concurrency_info("sftp").slot_count == 4
     assert (sftp_base / "testorg" / "testorg_daily_2026-03-08_needs.csv").read_bytes() == (
         GOLDEN_DIR / "testorg_daily_2026-03-08_needs.csv"
     ).read_bytes()
