@@ -32,7 +32,7 @@ def file_metadata(outcome: FileOutcome, kind: str) -> dict[str, Any]:
     published = {p.kind: p for p in outcome.published}[kind]
     meta: dict[str, Any] = {
         "status": "published",
-        "path": dg.MetadataValue.path(str(published.path)),
+        "path": dg.MetadataValue.path(str(published.path.resolve())),
         "sha256": published.sha256,
         "size_bytes": published.size,
         "rows_written": published.rows,
