@@ -1,8 +1,8 @@
 """`delivery_sensor`: one delivery run per newly materialized file version.
 
 A plain sensor with its own cursor over the instance's materialization records (storage id),
-not an @asset_sensor, which reads only the newest event per tick and drops the others when
-several partitions land between ticks."""
+not Dagster's asset-sensor decorator, which reads only the newest event per tick and drops the
+others when several partitions land between ticks (dagster issue #32853)."""
 
 import json
 from dataclasses import dataclass
