@@ -8,6 +8,7 @@ gets its own materialization of each asset, with its own metadata."""
 
 import datetime as dt
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -204,7 +205,7 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
 
         problems = [
             f"{org}: no valid organization file in the registry"
-            + "".join(f"; {e}" for e in registry.errors if org in e.path)
+            + "".join(f"; {e}" for e in registry.errors if Path(e.path).stem == org)
             for org in unknown
         ]
         problems += [
