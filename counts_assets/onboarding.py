@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -116,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         if e.field == "id" and org.id in e.reason
     ]
     today = dt.datetime.now(dt.UTC).date()
-    url = os.environ.get("COUNTS_SOURCE_URL", settings.DEFAULT_SOURCE_URL)
+    url = settings.source_url()
     tables = read_source(
         sa.create_engine(url), [org.id], today - dt.timedelta(days=args.days), today
     )

@@ -18,6 +18,10 @@ def orgs_dir() -> Path:
     return Path(os.environ.get("COUNTS_ORGS_DIR", DEFAULT_ORGS_DIR))
 
 
+def source_url() -> str:
+    return os.environ.get("COUNTS_SOURCE_URL", DEFAULT_SOURCE_URL)
+
+
 def export_dir() -> Path:
     return Path(os.environ.get("COUNTS_EXPORT_DIR", DEFAULT_EXPORT_DIR))
 

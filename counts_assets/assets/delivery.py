@@ -13,7 +13,7 @@ from counts_assets.assets.exports import DAILY, MONTHLY, Cadence
 from counts_assets.delivery.resource import DeliveryResource
 from counts_assets.delivery.retry import deliver_with_retries
 from counts_assets.exports.layout import file_path
-from counts_assets.exports.periods import period_bounds
+from counts_assets.exports.periods import period_bounds, period_label
 from counts_assets.partitions import split_key
 from counts_assets.resources import ExportFiles, OrgRegistry
 from counts_assets.validation.gate import validate_published_file
@@ -65,7 +65,7 @@ def build_delivery_asset(cadence: Cadence, kind: str) -> dg.AssetsDefinition:
     ):
         org_id, start = split_key(cadence.partitions_def, context.partition_key)
         first, last = period_bounds(start, cadence.monthly)
-        period = first.strftime("%Y-%m") if cadence.monthly else first.isoformat()
+        period = period_label(first, cadence.monthly)
         org = org_registry.load().orgs.get(org_id)
         if org is None:
             raise dg.Failure(f"{org_id} has no valid organization file: nothing is delivered")

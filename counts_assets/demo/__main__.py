@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 from pathlib import Path
 
 import dagster as dg
@@ -102,7 +101,7 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="regenerate the demo store")
     args = parser.parse_args()
 
-    url = os.environ.get("COUNTS_SOURCE_URL", settings.DEFAULT_SOURCE_URL)
+    url = settings.source_url()
     new_store = ensure_store(url, args.fresh)
     registry = load_registry(settings.orgs_dir(), settings.first_date())
     for error in registry.errors:

@@ -21,7 +21,6 @@ NEEDS_HEADER = [
 ]
 # Each built frame carries the file it belongs to in these columns, ahead of the file's own.
 FILE_KEY = ["org_id", "period"]
-FILE_KINDS = ("summary", "needs")
 
 
 def file_path(export_dir: Path, org_id: str, period: str, kind: str) -> Path:

@@ -31,6 +31,15 @@ def period_bounds(period_start: dt.date, monthly: bool) -> tuple[dt.date, dt.dat
     return period_start.replace(day=1), period_start.replace(day=last)
 
 
+def period_label(start: dt.date, monthly: bool) -> str:
+    """`YYYY-MM` for a month, `YYYY-MM-DD` for a day: the period in file names and keys."""
+    return start.strftime("%Y-%m") if monthly else start.isoformat()
+
+
+def period_start(period: str) -> dt.date:
+    return dt.date.fromisoformat(period + "-01" if len(period) == 7 else period)
+
+
 def plan_targets(
     requested: Iterable[tuple[str, dt.date]],
     orgs: Mapping[str, Organization],
@@ -42,7 +51,7 @@ def plan_targets(
     skipped: dict[tuple[str, str], str] = {}
     for org_id, start in requested:
         first, last = period_bounds(start, monthly)
-        period = first.strftime("%Y-%m") if monthly else first.isoformat()
+        period = period_label(first, monthly)
         org = orgs[org_id]
         if last < org.share_from:
             skipped[(org_id, period)] = (
