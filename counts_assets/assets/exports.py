@@ -6,7 +6,6 @@ published together or not at all. Intermediate frames are not persisted: they ho
 from the CRM, which have no business being copied into Dagster's storage. Each partition still
 gets its own materialization of each asset, with its own metadata."""
 
-import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import dagster as dg
 import pandas as pd
 
 from counts_assets.assets.metadata import file_metadata, findings_counts, markdown_table
-from counts_assets.exports.periods import Target, plan_targets
+from counts_assets.exports.periods import Target, period_start, plan_targets
 from counts_assets.exports.reconciliation import diff_for_month
 from counts_assets.exports.run import RunOutcome, run_exports
 from counts_assets.partitions import (
@@ -188,8 +187,7 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
             extra = _reconciliation(export_files, outcome, target) if cadence.monthly else {}
             yield from _materializations(cadence, outcome, target, counts, extra)
         for (org_id, period), reason in skipped.items():
-            start = dt.date.fromisoformat(period + "-01" if cadence.monthly else period)
-            key = partition_key(cadence.monthly, org_id, start)
+            key = partition_key(cadence.monthly, org_id, period_start(period))
             for asset_key in (cadence.raw, cadence.mapped, *cadence.file_keys.values()):
                 yield dg.AssetMaterialization(
                     asset_key=asset_key,
@@ -238,19 +236,16 @@ def _export(context, source, export_files, orgs, targets: list[Target]) -> RunOu
 
 def _reconciliation(export_files: ExportFiles, outcome: RunOutcome, target: Target) -> dict:
     """Metadata of the monthly summary: the diff against the daily files made for the month."""
-    if not outcome.files[(target.org_id, target.period)].published:
+    result = outcome.files[(target.org_id, target.period)]
+    if not result.published:
         return {}
-    in_file = (outcome.frames.summary["org_id"] == target.org_id) & (
-        outcome.frames.summary["period"] == target.period
-    )
-    needs = outcome.frames.needs
     diff, missing = diff_for_month(
         export_files.root,
         target.org_id,
         target.first_day,
         target.last_day,
-        outcome.frames.summary[in_file],
-        needs[(needs["org_id"] == target.org_id) & (needs["period"] == target.period)],
+        result.rows["summary"],
+        result.rows["needs"],
     )
     return {
         "reconciliation": dg.MetadataValue.md(markdown_table(diff, limit=31)),

@@ -43,8 +43,8 @@ def file_metadata(outcome: FileOutcome, kind: str) -> dict[str, Any]:
         "first_call_date": outcome.target.first_day.isoformat(),
         "last_call_date": outcome.target.last_day.isoformat(),
     }
-    if kind == "summary" and outcome.summary_preview is not None:
-        preview = outcome.summary_preview.drop(columns=["org_id", "period"])
+    if kind == "summary":
+        preview = outcome.rows["summary"].drop(columns=["org_id", "period"])
         meta["preview"] = dg.MetadataValue.md(markdown_table(preview, limit=10))
     return meta
 

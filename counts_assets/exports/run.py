@@ -31,7 +31,7 @@ class FileOutcome:
     included_records: int = 0
     total_services: int = 0
     total_needs: int = 0
-    summary_preview: pd.DataFrame | None = None
+    rows: dict[str, pd.DataFrame] = field(default_factory=dict)  # kind -> the file's rows
 
 
 @dataclass
@@ -72,7 +72,9 @@ def run_exports(
         .groupby([frames.needs["org_id"], frames.needs["period"]])
         .sum()
     )
-    summary_by_file = dict(tuple(frames.summary.groupby(FILE_KEY, sort=False)))
+    rows_by_file = {
+        kind: dict(tuple(getattr(frames, kind).groupby(FILE_KEY, sort=False))) for kind in HEADERS
+    }
 
     files: dict[tuple[str, str], FileOutcome] = {}
     for target in targets:
@@ -85,7 +87,10 @@ def run_exports(
             outcome.included_records = int(included.loc[key, "records"])
             outcome.total_services = int(included.loc[key, "services"])
             outcome.total_needs = int(needs_count.get(key, 0))
-        outcome.summary_preview = summary_by_file.get(key)
+        outcome.rows = {
+            kind: by_file.get(key, getattr(frames, kind).iloc[0:0])
+            for kind, by_file in rows_by_file.items()
+        }
         contents = {}
         for kind, (text, rows) in bodies.items():
             body = header_line(HEADERS[kind]) + text.get(key, "")
