@@ -5,7 +5,7 @@ import os
 import dagster as dg
 
 from counts_assets import settings
-from counts_assets.assets.delivery import DELIVERY_ASSETS
+from counts_assets.assets.delivery import LEDGER_SPECS, delivery_job
 from counts_assets.assets.exports import daily_exports, monthly_exports
 from counts_assets.automation.alerts import AlertHook, run_failure_alert_sensor
 from counts_assets.automation.schedules import (
@@ -13,12 +13,7 @@ from counts_assets.automation.schedules import (
     monthly_reconciliation_schedule,
 )
 from counts_assets.delivery.resource import DeliveryResource
-from counts_assets.jobs import (
-    daily_delivery_job,
-    daily_export_job,
-    monthly_delivery_job,
-    monthly_reconciliation_job,
-)
+from counts_assets.jobs import daily_export_job, monthly_reconciliation_job
 from counts_assets.resources import ExportFiles, OrgRegistry
 from counts_assets.sensors.delivery import delivery_sensor
 from counts_assets.sensors.org_registry import org_registry_sensor
@@ -44,6 +39,8 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             url=_env("COUNTS_DELIVERY_URL", settings.DEFAULT_DELIVERY_URL),
             key_file=_env("COUNTS_SFTP_KEY_FILE", None),
             known_hosts=_env("COUNTS_SFTP_KNOWN_HOSTS", None),
+            attempts=settings.delivery_attempts(),
+            retry_minutes=settings.delivery_retry_minutes(),
         ),
         "alerts": AlertHook(url=_env("COUNTS_ALERT_URL", None)),
     }
@@ -52,13 +49,8 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
 def build_defs(resources: dict[str, dg.ConfigurableResource]) -> dg.Definitions:
     """The platform with the given resources (tests point them at temporary folders)."""
     return dg.Definitions(
-        assets=[daily_exports, monthly_exports, *DELIVERY_ASSETS.values()],
-        jobs=[
-            daily_export_job,
-            monthly_reconciliation_job,
-            daily_delivery_job,
-            monthly_delivery_job,
-        ],
+        assets=[daily_exports, monthly_exports, *LEDGER_SPECS],
+        jobs=[daily_export_job, monthly_reconciliation_job, delivery_job],
         schedules=[daily_export_schedule, monthly_reconciliation_schedule],
         sensors=[org_registry_sensor, delivery_sensor, run_failure_alert_sensor],
         resources=resources,

@@ -1,9 +1,8 @@
-"""Jobs (contract §5): the daily export, the monthly reconciliation, and the delivery jobs the
-delivery sensor launches."""
+"""Jobs: the daily export and the monthly reconciliation. The delivery job lives with the
+delivery ledger (`counts_assets.assets.delivery`)."""
 
 import dagster as dg
 
-from counts_assets.assets.delivery import DELIVERY_ASSETS
 from counts_assets.assets.exports import DAILY, MONTHLY, daily_exports, monthly_exports
 
 daily_export_job = dg.define_asset_job(
@@ -17,20 +16,4 @@ monthly_reconciliation_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(monthly_exports),
     partitions_def=MONTHLY.partitions_def,
     description="The same for one calendar month: the restatement that catches late changes.",
-)
-daily_delivery_job = dg.define_asset_job(
-    "daily_delivery_job",
-    selection=dg.AssetSelection.assets(
-        DELIVERY_ASSETS[("daily", "summary")], DELIVERY_ASSETS[("daily", "needs")]
-    ),
-    partitions_def=DAILY.partitions_def,
-    description="Delivers one daily file (launched by delivery_sensor).",
-)
-monthly_delivery_job = dg.define_asset_job(
-    "monthly_delivery_job",
-    selection=dg.AssetSelection.assets(
-        DELIVERY_ASSETS[("monthly", "summary")], DELIVERY_ASSETS[("monthly", "needs")]
-    ),
-    partitions_def=MONTHLY.partitions_def,
-    description="Delivers one monthly file (launched by delivery_sensor).",
 )

@@ -12,6 +12,8 @@ DEFAULT_EXPORT_DIR = "./data/exports"
 DEFAULT_FIRST_DATE = "2025-01-01"
 DEFAULT_DELIVERY_URL = "file://" + str(Path("./data/outbox").resolve())
 DEFAULT_GRACE_MINUTES = 60
+DEFAULT_DELIVERY_RETRY_MINUTES = 10.0
+DEFAULT_DELIVERY_ATTEMPTS = 6
 
 
 def orgs_dir() -> Path:
@@ -42,4 +44,28 @@ def grace_minutes() -> int:
         raise ValueError(f"COUNTS_GRACE_MINUTES={raw!r} is not a whole number") from exc
     if value < 0:
         raise ValueError(f"COUNTS_GRACE_MINUTES={raw!r} must not be negative")
+    return value
+
+
+def delivery_retry_minutes() -> float:
+    """How often a pair that is still pending is requested again (fractions allowed)."""
+    raw = os.environ.get("COUNTS_DELIVERY_RETRY_MINUTES", str(DEFAULT_DELIVERY_RETRY_MINUTES))
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ValueError(f"COUNTS_DELIVERY_RETRY_MINUTES={raw!r} is not a number") from exc
+    if not value > 0:
+        raise ValueError(f"COUNTS_DELIVERY_RETRY_MINUTES={raw!r} must be more than 0")
+    return value
+
+
+def delivery_attempts() -> int:
+    """Attempts per pair within one delivery run."""
+    raw = os.environ.get("COUNTS_DELIVERY_ATTEMPTS", str(DEFAULT_DELIVERY_ATTEMPTS))
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ValueError(f"COUNTS_DELIVERY_ATTEMPTS={raw!r} is not a whole number") from exc
+    if value < 1:
+        raise ValueError(f"COUNTS_DELIVERY_ATTEMPTS={raw!r} must be at least 1")
     return value

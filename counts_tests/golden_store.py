@@ -33,6 +33,9 @@ demographics:
     values:
       Phone: Call
       Text: SMS "text"
+permission:
+  signed_on: 2026-02-20
+  document: LTR-TEST-1
 """
 
 OTHER_ORG_YAML = """\
@@ -43,6 +46,9 @@ share_from: 2026-03-01
 contact_forms: [211 Contact]
 interaction_filter:
   all_211: true
+permission:
+  signed_on: 2026-02-20
+  document: LTR-TEST-2
 """
 
 ORG = "testorg"

@@ -32,6 +32,12 @@ class Platform:
     source_url: str
     resources: dict
 
+    def set_delivery(self, **changes) -> None:
+        """Changes delivery settings for the sensor and the runs alike."""
+        current = self.resources["delivery"]
+        self.resources["delivery"] = type(current)(**(current.model_dump() | changes))
+        self.defs = build_defs(self.resources)
+
     def run(self, job_name: str, start: str, end: str | None = None) -> dg.ExecuteInProcessResult:
         job = self.defs.resolve_job_def(job_name)
         if end is None:
@@ -46,11 +52,11 @@ class Platform:
 
     def execute(self, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
         """Runs a sensor's RunRequest in process, as the daemon would launch it."""
-        job = self.defs.resolve_job_def(request.job_name)
+        job = self.defs.resolve_job_def(request.job_name or "delivery_job")
         return job.execute_in_process(
             instance=self.instance,
             partition_key=request.partition_key,
-            asset_selection=list(request.asset_selection),
+            asset_selection=list(request.asset_selection) if request.asset_selection else None,
             run_config=request.run_config,
             tags=request.tags,
             raise_on_error=False,

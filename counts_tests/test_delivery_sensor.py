@@ -1,30 +1,40 @@
-"""The delivery sensor and runs with a real Dagster instance and a real SFTP server: every file
-delivered byte-identical exactly once, unchanged content not re-sent, new content replacing."""
+"""Delivery from state with a real Dagster instance and a real SFTP server: pairs delivered
+once and together, in one run per org, and every pending pair delivered in the end whatever
+happened in between (outage, lost sensor state, broken org file, edited file, no permission).
+Each case counts what the recipient got: lost, duplicated, mixed."""
 
 from __future__ import annotations
 
-import hashlib
+import time
 
 import dagster as dg
 import pytest
 import sqlalchemy as sa
 
 from counts_assets.delivery.resource import DeliveryResource
-from counts_assets.sensors import delivery as delivery_sensor_module
 from counts_assets.sensors.delivery import delivery_sensor
+from counts_tests.golden_store import OTHER_ORG_YAML
 from counts_tests.platform import platform_on
+
+DAY = "2026-03-08|testorg"
+SUMMARY = "testorg/testorg_daily_2026-03-08_summary.csv"
+
+
+def sftp_delivery(sftp_server, base, **overrides) -> DeliveryResource:
+    settings = {
+        "url": sftp_server.url(str(base)),
+        "key_file": str(sftp_server.client_key),
+        "known_hosts": str(sftp_server.known_hosts),
+        "timeout_seconds": 5,
+        "first_delay_seconds": 0.05,
+        "max_delay_seconds": 0.1,
+    }
+    return DeliveryResource(**(settings | overrides))
 
 
 @pytest.fixture
 def sftp_platform(tmp_path, sftp_server, sftp_base):
-    delivery = DeliveryResource(
-        url=sftp_server.url(str(sftp_base)),
-        key_file=str(sftp_server.client_key),
-        known_hosts=str(sftp_server.known_hosts),
-        timeout_seconds=5,
-        first_delay_seconds=0.1,
-    )
-    with platform_on(tmp_path, delivery) as platform:
+    with platform_on(tmp_path, sftp_delivery(sftp_server, sftp_base)) as platform:
         platform.cursor = None
         yield platform, sftp_base
 
@@ -35,12 +45,16 @@ def tick(platform) -> list[dg.RunRequest]:
     )
     result = delivery_sensor(context)
     platform.cursor = result.cursor
+    for event in result.asset_events:
+        platform.instance.report_runless_asset_event(event)
     return list(result.run_requests)
 
 
-def deliver_all(platform, requests) -> None:
-    for request in requests:
-        assert platform.execute(request).success, request.run_key
+def deliver(platform, requests, succeed=True) -> list[dg.ExecuteInProcessResult]:
+    results = [platform.execute(r) for r in requests]
+    if succeed:
+        assert all(r.success for r in results), [r.run_id for r in results]
+    return results
 
 
 def remote_files(base):
@@ -50,19 +64,60 @@ def remote_files(base):
 def local_files(platform):
     return {
         f"{p.parent.parent.name}/{p.name}": p.read_bytes()
-        for p in platform.export_dir.rglob("*.csv")
+        for p in platform.export_dir.glob("*/*/*.csv")
     }
 
 
-def ledger(platform, asset, partition):
-    records = platform.instance.fetch_materializations(
+def events(platform, asset, partition, observations=False):
+    fetch = (
+        platform.instance.fetch_observations
+        if observations
+        else platform.instance.fetch_materializations
+    )
+    records = fetch(
         dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]),
-        limit=10,
+        limit=20,
     ).records
-    return [{k: v.value for k, v in r.asset_materialization.metadata.items()} for r in records]
+    return [
+        {k: v.value for k, v in (r.asset_materialization or r.asset_observation).metadata.items()}
+        for r in records
+    ]
 
 
-def test_backfill_of_many_partitions_is_delivered_exactly_once(sftp_platform):
+def pairs_of(request) -> list[str]:
+    return request.run_config["ops"]["deliver_pairs"]["config"]["pairs"]
+
+
+def mixed_pairs(base) -> int:
+    """Pairs at the recipient whose two files do not come from one publish: Total Calls of
+    File 1 must equal the distinct records of File 2 on every Call Date."""
+    mixed = 0
+    for summary in base.rglob("*_summary.csv"):
+        needs = summary.with_name(summary.name.replace("_summary", "_needs"))
+        calls = sum(int(line.split(",")[1]) for line in summary.read_text().splitlines()[1:])
+        records = {line.rsplit(",", 1)[1] for line in needs.read_text().splitlines()[1:]}
+        mixed += calls != len(records)
+    return mixed
+
+
+def add_record(platform, crn: str) -> None:
+    engine = sa.create_engine(platform.source_url)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO contact_records (org_id, call_report_num, contact_form, "
+                "report_version, started_at, status) VALUES ('testorg', :crn, '211 Contact', "
+                "'v2', '2026-03-08 18:00:00', 'finalized')"
+            ),
+            {"crn": crn},
+        )
+        connection.execute(
+            sa.text("INSERT INTO contact_answers VALUES ('testorg', :crn, 'Line Called', '2-1-1')"),
+            {"crn": crn},
+        )
+
+
+def test_a_backfill_is_delivered_as_pairs_in_one_run_per_org(sftp_platform):
     platform, base = sftp_platform
     assert platform.run("daily_export_job", "2026-03-05|testorg", "2026-03-10|otherorg").success
     assert platform.run(
@@ -70,132 +125,217 @@ def test_backfill_of_many_partitions_is_delivered_exactly_once(sftp_platform):
     ).success
 
     requests = tick(platform)
-    # testorg: 03-07..03-10 (share_from 03-07); otherorg: 03-05..03-10; both kinds; + monthly.
-    assert len(requests) == 2 * (4 + 6) + 2 * 2
-    assert len({r.run_key for r in requests}) == len(requests)
-    deliver_all(platform, requests)
+    assert sorted(r.tags["counts/org"] for r in requests) == ["otherorg", "testorg"]
+    by_org = {r.tags["counts/org"]: pairs_of(r) for r in requests}
+    # testorg: 03-07..03-10 (share_from 03-07); otherorg: 03-05..03-10; + each month.
+    assert len(by_org["testorg"]) == 4 + 1 and len(by_org["otherorg"]) == 6 + 1
+    assert tick(platform) == []  # a run per org is in flight (requested, not yet due again)
+    deliver(platform, requests)
 
     assert remote_files(base) == local_files(platform)
     assert not any(name.endswith(".part") for name in remote_files(base))
-    entry = ledger(platform, "daily_needs_delivery", "2026-03-08|testorg")
-    assert len(entry) == 1 and entry[0]["status"] == "delivered"
-    assert entry[0]["location"].endswith(f"{base}/testorg/testorg_daily_2026-03-08_needs.csv")
-    assert entry[0]["size_bytes"] == len(
-        remote_files(base)["testorg/testorg_daily_2026-03-08_needs.csv"]
-    )
+    assert mixed_pairs(base) == 0
+    (entry,) = events(platform, "daily_delivery", DAY)
+    assert entry["status"] == "delivered" and entry["target"].endswith(f"{base}/testorg")
+    assert entry["summary_location"].endswith(f"{base}/{SUMMARY}")
+    assert entry["needs_size_bytes"] == len(remote_files(base)[SUMMARY.replace("summary", "needs")])
 
-    # The same content materialized again costs nothing.
+    # Made again with the same bytes: recorded as unchanged, nothing re-sent.
+    stamp = (base / SUMMARY).stat().st_mtime_ns
     assert platform.run("daily_export_job", "2026-03-05|testorg", "2026-03-10|otherorg").success
+    deliver(platform, tick(platform))
+    assert (base / SUMMARY).stat().st_mtime_ns == stamp
+    assert [e["status"] for e in events(platform, "daily_delivery", DAY)] == [
+        "unchanged",
+        "delivered",
+    ]
     assert tick(platform) == []
 
 
-def test_new_content_replaces_the_delivered_file(sftp_platform):
+def test_new_content_replaces_the_delivered_pair(sftp_platform):
     platform, base = sftp_platform
-    assert platform.run("daily_export_job", "2026-03-08|testorg").success
-    deliver_all(platform, tick(platform))
-    before = remote_files(base)["testorg/testorg_daily_2026-03-08_summary.csv"]
+    assert platform.run("daily_export_job", DAY).success
+    deliver(platform, tick(platform))
+    before = remote_files(base)[SUMMARY]
 
-    engine = sa.create_engine(platform.source_url)
-    with engine.begin() as connection:
-        connection.execute(
-            sa.text(
-                "INSERT INTO contact_records (org_id, call_report_num, contact_form, "
-                "report_version, started_at, status) VALUES ('testorg', '2000', '211 Contact', "
-                "'v2', '2026-03-08 18:00:00', 'finalized')"
-            )
-        )
-        connection.execute(
-            sa.text(
-                "INSERT INTO contact_answers VALUES ('testorg', '2000', 'Line Called', '2-1-1')"
-            )
-        )
-    assert platform.run("daily_export_job", "2026-03-08|testorg").success
-    requests = tick(platform)
-    assert sorted(r.asset_selection[0].to_user_string() for r in requests) == [
-        "daily_needs_delivery",
-        "daily_summary_delivery",
-    ]
-    deliver_all(platform, requests)
-    after = remote_files(base)["testorg/testorg_daily_2026-03-08_summary.csv"]
-    assert (
-        after != before
-        and after == local_files(platform)["testorg/testorg_daily_2026-03-08_summary.csv"]
-    )
-    newest, first = ledger(platform, "daily_summary_delivery", "2026-03-08|testorg")
-    assert newest["replaced_sha256"] == first["sha256"] != newest["sha256"]
+    add_record(platform, "2000")
+    assert platform.run("daily_export_job", DAY).success
+    (request,) = tick(platform)
+    assert pairs_of(request) == ["daily/2026-03-08"]
+    deliver(platform, [request])
+    after = remote_files(base)[SUMMARY]
+    assert after != before and remote_files(base) == local_files(platform)
+    newest, first = events(platform, "daily_delivery", DAY)
+    assert newest["replaced"].startswith(first["summary_sha256"][:12])
 
 
-def test_a_repeated_delivery_run_does_not_resend(sftp_platform):
+def test_a_request_made_before_a_newer_publish_sends_the_newest_pair(sftp_platform):
     platform, base = sftp_platform
-    assert platform.run("daily_export_job", "2026-03-08|testorg").success
-    requests = tick(platform)
-    deliver_all(platform, requests)
-    remote = base / "testorg" / "testorg_daily_2026-03-08_summary.csv"
-    stamp = remote.stat().st_mtime_ns
-    summary = next(r for r in requests if "summary" in r.asset_selection[0].to_user_string())
-    assert platform.execute(summary).success
-    assert remote.stat().st_mtime_ns == stamp
-    statuses = [
-        e["status"] for e in ledger(platform, "daily_summary_delivery", "2026-03-08|testorg")
-    ]
-    assert statuses == ["unchanged", "delivered"]
-
-
-def test_superseded_request_delivers_nothing(sftp_platform):
-    platform, base = sftp_platform
-    assert platform.run("daily_export_job", "2026-03-08|testorg").success
+    assert platform.run("daily_export_job", DAY).success
     stale = tick(platform)
-    platform.export_dir.joinpath("testorg/daily/testorg_daily_2026-03-08_summary.csv").write_bytes(
-        b"Call Date,Total Calls,Total Services,Report Version\n"
-    )
-    for request in stale:
-        if "summary" in request.asset_selection[0].to_user_string():
-            assert platform.execute(request).success
-    assert ledger(platform, "daily_summary_delivery", "2026-03-08|testorg") == []
-    assert "testorg/testorg_daily_2026-03-08_summary.csv" not in remote_files(base)
+    add_record(platform, "2001")
+    assert platform.run("daily_export_job", DAY).success
+    deliver(platform, stale)
+    assert remote_files(base) == local_files(platform) and mixed_pairs(base) == 0
+    assert tick(platform) == []  # the newest pair is the one delivered
 
 
-def test_a_file_that_fails_validation_is_never_delivered(sftp_platform):
+def test_target_down_longer_than_every_attempt_is_delivered_once_it_is_back(
+    tmp_path, sftp_server, sftp_base
+):
+    delivery = sftp_delivery(sftp_server, sftp_base, attempts=2, retry_minutes=0.01)
+    with platform_on(tmp_path, delivery) as platform:
+        platform.cursor = None
+        assert platform.run("daily_export_job", "2026-03-07|testorg", "2026-03-09|testorg").success
+        sftp_server.stop()
+        try:
+            for _ in range(2):  # two requests, both spent, the pairs still pending
+                (request,) = tick(platform)
+                (result,) = deliver(platform, [request], succeed=False)
+                assert not result.success
+                time.sleep(0.7)
+            failed = events(platform, "daily_delivery", DAY, observations=True)
+            assert failed[0]["status"] == "failed" and "unreachable" in failed[0]["reason"]
+        finally:
+            sftp_server.start()
+        time.sleep(0.7)
+        deliver(platform, tick(platform))
+        lost = set(local_files(platform)) - set(remote_files(sftp_base))
+        assert lost == set() and mixed_pairs(sftp_base) == 0
+        assert tick(platform) == []
+
+
+def test_lost_sensor_state_and_a_broken_org_file_only_delay_delivery(sftp_platform):
     platform, base = sftp_platform
-    assert platform.run("daily_export_job", "2026-03-08|testorg").success
-    path = platform.export_dir / "testorg/daily/testorg_daily_2026-03-08_summary.csv"
-    path.write_bytes(b"Call Date,Total Calls,Total Services,Report Version\n2026-03-09,0,0,\n")
-
-    request = dg.RunRequest(
-        job_name="daily_delivery_job",
-        partition_key="2026-03-08|testorg",
-        asset_selection=[dg.AssetKey("daily_summary_delivery")],
-        run_config=dg.RunConfig(
-            ops={
-                "daily_summary_delivery": {
-                    "config": {"sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
-                }
-            }
-        ),
-    )
-    result = platform.execute(request)
-    assert not result.success
-    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    message = failure.step_failure_data.user_failure_data.description
-    assert "fails validation and is not delivered" in message
-    assert "Total Calls: str_matches" in message
-    assert "Call Date inside the period" in message
-    assert remote_files(base) == {}
-
-
-def test_cursor_pages_through_large_batches_without_losing_files(sftp_platform, monkeypatch):
-    platform, _ = sftp_platform
-    monkeypatch.setattr(delivery_sensor_module, "BATCH", 3)
-    assert platform.run("daily_export_job", "2026-03-05|testorg", "2026-03-10|otherorg").success
-    seen: list[str] = []
-    for _ in range(40):  # at most 6 of the 40 file materializations per tick
-        seen += [r.run_key for r in tick(platform)]
-    assert len(seen) == len(set(seen)) == 20
-
-
-def test_files_of_an_org_removed_from_the_registry_are_not_delivered(sftp_platform):
-    platform, _ = sftp_platform
     assert platform.run("daily_export_job", "2026-03-08|testorg", "2026-03-08|otherorg").success
-    (platform.orgs_dir / "otherorg.yaml").unlink()
-    requests = tick(platform)
-    assert {r.partition_key for r in requests} == {"2026-03-08|testorg"}
+    good = (platform.orgs_dir / "otherorg.yaml").read_text()
+    (platform.orgs_dir / "otherorg.yaml").write_text(good.replace("timezone:", "timezone: x\n#"))
+    (request,) = tick(platform)
+    assert request.tags["counts/org"] == "testorg"
+    deliver(platform, [request])
+
+    (platform.orgs_dir / "otherorg.yaml").write_text(good)
+    platform.cursor = None  # the sensor's state is gone (reset, new instance of the daemon)
+    (request,) = tick(platform)
+    assert request.tags["counts/org"] == "otherorg"
+    deliver(platform, [request])
+    assert remote_files(base) == local_files(platform)
+
+
+def test_a_file_edited_on_disk_is_refused_until_it_is_published_again(sftp_platform):
+    platform, base = sftp_platform
+    assert platform.run("daily_export_job", DAY).success
+    path = platform.export_dir / "testorg/daily/testorg_daily_2026-03-08_summary.csv"
+    path.write_bytes(path.read_bytes().replace(b",v2", b",v9"))
+
+    (request,) = tick(platform)
+    (result,) = deliver(platform, [request], succeed=False)
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "not the file published" in failure.step_failure_data.user_failure_data.description
+    logged = platform.instance.all_logs(result.run_id)
+    check = next(
+        e for e in logged if e.dagster_event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+    )
+    data = check.dagster_event.event_specific_data
+    assert not data.passed and data.metadata["path"].value == str(path)
+    assert data.metadata["found_sha256"].value != data.metadata["expected_sha256"].value
+    assert remote_files(base) == {}
+    (refusal,) = events(platform, "daily_delivery", DAY, observations=True)
+    assert refusal["status"] == "refused"
+
+    platform.set_delivery(retry_minutes=0.001)
+    time.sleep(0.1)
+    assert tick(platform) == []  # refused: not requested again for the same bytes
+    assert platform.run("daily_export_job", DAY).success
+    deliver(platform, tick(platform))
+    assert remote_files(base) == local_files(platform)
+
+
+def test_pairs_wait_for_permission_and_go_out_once_it_is_signed(sftp_platform):
+    platform, base = sftp_platform
+    unsigned = OTHER_ORG_YAML.split("permission:")[0]
+    (platform.orgs_dir / "otherorg.yaml").write_text(unsigned)
+    assert platform.run("daily_export_job", "2026-03-08|otherorg").success
+    assert tick(platform) == []
+    (waiting,) = events(platform, "daily_delivery", "2026-03-08|otherorg", observations=True)
+    assert waiting["status"] == "waiting" and "no permission" in waiting["reason"]
+    assert tick(platform) == []  # said once, not at every tick
+    assert len(events(platform, "daily_delivery", "2026-03-08|otherorg", True)) == 1
+
+    (platform.orgs_dir / "otherorg.yaml").write_text(OTHER_ORG_YAML)
+    deliver(platform, tick(platform))
+    assert "otherorg/otherorg_daily_2026-03-08_summary.csv" in remote_files(base)
+
+
+def test_a_revoked_permission_stops_delivery(sftp_platform):
+    platform, base = sftp_platform
+    revoked = OTHER_ORG_YAML + "  revoked_on: 2026-03-01\n"
+    (platform.orgs_dir / "otherorg.yaml").write_text(revoked)
+    assert platform.run("daily_export_job", "2026-03-08|otherorg").success
+    assert tick(platform) == []
+    (waiting,) = events(platform, "daily_delivery", "2026-03-08|otherorg", observations=True)
+    assert "revoked on 2026-03-01" in waiting["reason"]
+
+
+def test_a_connection_cut_between_the_two_renames_is_repaired_by_the_next_delivery(
+    sftp_platform, monkeypatch
+):
+    import paramiko
+
+    platform, base = sftp_platform
+    assert platform.run("daily_export_job", DAY).success
+    deliver(platform, tick(platform))
+    add_record(platform, "2002")
+    assert platform.run("daily_export_job", DAY).success
+
+    real_rename = paramiko.SFTPClient.posix_rename
+
+    def cut_after_first(self, old, new):
+        real_rename(self, old, new)
+        self.get_channel().get_transport().close()  # the connection drops here
+
+    monkeypatch.setattr(paramiko.SFTPClient, "posix_rename", cut_after_first)
+    platform.set_delivery(attempts=1, retry_minutes=0.001)
+    (request,) = tick(platform)
+    (result,) = deliver(platform, [request], succeed=False)
+    assert mixed_pairs(base) == 1  # File 2 new, File 1 old: the one window the contract allows
+    monkeypatch.setattr(paramiko.SFTPClient, "posix_rename", real_rename)
+    time.sleep(0.1)
+    (request,) = tick(platform)
+    deliver(platform, [request])
+    assert mixed_pairs(base) == 0 and remote_files(base) == local_files(platform)
+
+
+def test_a_changed_target_makes_every_pair_pending_there(sftp_platform, sftp_server, tmp_path):
+    platform, base = sftp_platform
+    assert platform.run("daily_export_job", DAY).success
+    deliver(platform, tick(platform))
+    moved = base.parent / f"{base.name}-moved"
+    moved.mkdir()
+    platform.set_delivery(url=sftp_server.url(str(moved)))
+    deliver(platform, tick(platform))
+    assert remote_files(moved) == local_files(platform)
+
+
+def test_a_thousand_pending_pairs_go_out_in_bounded_batches(tmp_path):
+    delivery = DeliveryResource(url=f"file://{tmp_path / 'outbox'}", batch_pairs=150)
+    extra = ("thirdorg", "fourthorg")
+    with platform_on(tmp_path, delivery, registered=("testorg", "otherorg", *extra)) as p:
+        p.cursor = None
+        for org in extra:
+            yaml = OTHER_ORG_YAML.replace("otherorg", org).replace("2026-03-01", "2026-01-01")
+            (p.orgs_dir / f"{org}.yaml").write_text(yaml)
+        for org in ("testorg", "otherorg", *extra):
+            assert p.run("daily_export_job", f"2026-01-01|{org}", f"2026-11-20|{org}").success
+        per_org = {"testorg": 259, "otherorg": 265, "thirdorg": 324, "fourthorg": 324}
+        published = len(local_files(p)) // 2
+        assert published == sum(per_org.values()) > 1000
+        runs = 0
+        while requests := tick(p):
+            assert all(len(pairs_of(r)) <= 150 for r in requests)
+            assert len({r.tags["counts/org"] for r in requests}) == len(requests)
+            deliver(p, requests)
+            runs += len(requests)
+        outbox = remote_files(tmp_path / "outbox")
+        assert len(outbox) == 2 * published  # none lost, none twice (same names)
+        assert runs == sum(-(-n // 150) for n in per_org.values())

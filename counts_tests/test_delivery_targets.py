@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import subprocess
 import threading
 import time
 
@@ -11,7 +12,7 @@ import pytest
 
 from counts_assets.delivery.resource import DeliveryConfigError, target_from_url
 from counts_assets.delivery.retry import RetryPolicy, deliver_with_retries
-from counts_assets.delivery.targets import DeliveryError, OutboxTarget, contained_path
+from counts_assets.delivery.targets import DeliveryError, OutboxTarget, contained_path, deliver
 from counts_tests.sftp_server import keygen
 from counts_tests.tcp_proxy import ResettingProxy
 
@@ -33,7 +34,7 @@ def every_file(folder):
 
 
 def test_sftp_delivery_is_byte_identical_with_no_temporary_file_left(sftp_server, sftp_base):
-    receipt = sftp_target(sftp_server, sftp_base).deliver("gateway211", NAME, CONTENT)
+    receipt = deliver(sftp_target(sftp_server, sftp_base), "gateway211", NAME, CONTENT)
     assert (sftp_base / "gateway211" / NAME).read_bytes() == CONTENT
     assert every_file(sftp_base) == [f"gateway211/{NAME}"]
     assert receipt.sha256 == hashlib.sha256(CONTENT).hexdigest() and receipt.size == len(CONTENT)
@@ -42,8 +43,8 @@ def test_sftp_delivery_is_byte_identical_with_no_temporary_file_left(sftp_server
 
 def test_new_content_replaces_the_remote_file(sftp_server, sftp_base):
     target = sftp_target(sftp_server, sftp_base)
-    target.deliver("gateway211", NAME, CONTENT)
-    target.deliver("gateway211", NAME, CONTENT + b"2026-10-15,1,0,v3\n")
+    deliver(target, "gateway211", NAME, CONTENT)
+    deliver(target, "gateway211", NAME, CONTENT + b"2026-10-15,1,0,v3\n")
     assert (sftp_base / "gateway211" / NAME).read_bytes().endswith(b"v3\n")
     assert every_file(sftp_base) == [f"gateway211/{NAME}"]
 
@@ -103,7 +104,7 @@ def test_missing_base_folder_is_a_permanent_error(sftp_server, sftp_base):
 def test_hostile_remote_dir_cannot_leave_the_base(sftp_server, sftp_base, remote_dir):
     outside = sftp_base.parent / "escape"
     with pytest.raises(DeliveryError) as error:
-        sftp_target(sftp_server, sftp_base).deliver(remote_dir, NAME, CONTENT)
+        deliver(sftp_target(sftp_server, sftp_base), remote_dir, NAME, CONTENT)
     message = str(error.value)
     assert "would leave the delivery base" in message
     assert not outside.exists() and every_file(sftp_base) == []
@@ -168,11 +169,11 @@ def test_connection_cut_mid_upload_leaves_nothing_half_written(sftp_server, sftp
 
 def test_outbox_delivery(tmp_path):
     target = OutboxTarget(tmp_path / "outbox")
-    receipt = target.deliver("gateway211", NAME, CONTENT)
+    receipt = deliver(target, "gateway211", NAME, CONTENT)
     assert (tmp_path / "outbox" / "gateway211" / NAME).read_bytes() == CONTENT
     assert receipt.location == f"file://{tmp_path}/outbox/gateway211/{NAME}"
     with pytest.raises(DeliveryError):
-        target.deliver("../x", NAME, CONTENT)
+        deliver(target, "../x", NAME, CONTENT)
     assert every_file(tmp_path) == [f"outbox/gateway211/{NAME}"]
 
 
@@ -196,3 +197,29 @@ def test_backoff_is_exponential_with_full_jitter():
     upper = [policy.delay(a, draw=lambda low, high: high) for a in range(6)]
     assert upper == [2, 4, 8, 16, 20, 20]
     assert policy.delay(3, draw=lambda low, high: low) == 0
+
+
+@pytest.fixture
+def read_only_folder(sftp_base):
+    """A read-only file system inside the base (a tmpfs mounted `ro`; needs root)."""
+    folder = sftp_base / "gateway211"
+    folder.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(folder)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a read-only tmpfs here: {mounted.stderr.decode().strip()}")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_read_only_server_folder_is_a_permanent_error_naming_the_path(
+    sftp_server, sftp_base, read_only_folder
+):
+    sleeps: list[float] = []
+    message = _refused(sftp_target(sftp_server, sftp_base), sleeps)
+    assert f"{read_only_folder}/.{NAME}.part" in message
+    assert "read-only" in message
+    assert every_file(sftp_base) == []

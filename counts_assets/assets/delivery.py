@@ -1,135 +1,324 @@
-"""Delivery assets: one per file asset, partitioned the same way. Each materialization is a
-ledger entry (what was delivered where and when, size and sha256); a failed delivery run shows
-as a failed partition; a file made but not yet delivered shows as missing."""
+"""The delivery ledger and the delivery run.
+
+`daily_delivery` and `monthly_delivery` are the ledger: partitioned like the files, one
+materialization per delivered pair (where, when, both files' size and SHA-256, what it
+replaced). An observation on a partition says why a pair waits (no permission, target down,
+refused). They are recorded by `delivery_job`, which `delivery_sensor` launches for one org and
+many pending pairs: one connection, each pair re-read under its lock, all pairs re-validated in
+one pass, each sent as a pair and recorded as soon as it is delivered."""
 
 import datetime as dt
-import hashlib
-from typing import Any
+from dataclasses import dataclass
 
 import dagster as dg
 from pydantic import Field
 
-from counts_assets.assets.exports import DAILY, MONTHLY, Cadence
+from counts_assets.assets.exports import CHECK_INTACT, DAILY, MONTHLY, Cadence
+from counts_assets.delivery.ledger import (
+    CADENCES,
+    Delivered,
+    Published,
+    delivered_versions,
+    latest_records,
+    ledger_key,
+    metadata_of,
+    published_versions,
+)
 from counts_assets.delivery.resource import DeliveryResource
-from counts_assets.delivery.retry import deliver_with_retries
-from counts_assets.exports.layout import file_path
+from counts_assets.delivery.retry import send_batch
+from counts_assets.delivery.targets import DeliveryError
 from counts_assets.exports.periods import period_bounds, period_label
-from counts_assets.partitions import split_key
+from counts_assets.orgs.models import Organization
+from counts_assets.pairs.store import PairBytes, PairStore
+from counts_assets.partitions import partition_key, split_key
 from counts_assets.resources import ExportFiles, OrgRegistry
-from counts_assets.validation.gate import validate_published_file
+from counts_assets.validation.gate import PairOnDisk, validate_published_pairs
 
 SFTP_POOL = "sftp"
 
 
-class DeliveryRunConfig(dg.Config):
-    sha256: str = Field(
-        default="",
-        description="Content the sensor saw materialized; a newer file on disk supersedes it.",
-    )
-
-
-def delivery_key(cadence: Cadence, kind: str) -> dg.AssetKey:
-    return dg.AssetKey(f"{cadence.name}_{kind}_delivery")
-
-
-def last_delivery(
-    instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition: str
-) -> dict[str, Any] | None:
-    """Newest ledger entry of a file: its metadata, or None when never delivered."""
-    records = instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition]), limit=1
-    ).records
-    if not records:
-        return None
-    return {k: v.value for k, v in records[0].asset_materialization.metadata.items()}
-
-
-def build_delivery_asset(cadence: Cadence, kind: str) -> dg.AssetsDefinition:
-    key = delivery_key(cadence, kind)
-
-    @dg.asset(
-        key=key,
-        deps=[cadence.file_keys[kind]],
+def _ledger_spec(cadence: Cadence) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        ledger_key(cadence),
+        deps=[cadence.summary, cadence.needs],
         partitions_def=cadence.partitions_def,
         group_name="delivery",
-        pool=SFTP_POOL,
-        output_required=False,
-        description=f"The {cadence.name} {kind} file as delivered to 211 Counts (the ledger).",
+        description=f"The {cadence.name} pair as delivered to 211 Counts: one entry per "
+        "delivery (where, when, size and SHA-256 of both files). A published pair without an "
+        "entry for the current target is pending; observations say why it waits.",
     )
-    def deliver_file(
-        context: dg.AssetExecutionContext,
-        config: DeliveryRunConfig,
-        delivery: DeliveryResource,
-        export_files: ExportFiles,
-        org_registry: OrgRegistry,
-    ):
-        org_id, start = split_key(cadence.partitions_def, context.partition_key)
-        first, last = period_bounds(start, cadence.monthly)
-        period = period_label(first, cadence.monthly)
-        org = org_registry.load().orgs.get(org_id)
-        if org is None:
-            raise dg.Failure(f"{org_id} has no valid organization file: nothing is delivered")
-        path = file_path(export_files.root, org_id, period, kind)
-        try:
-            content = path.read_bytes()
-        except FileNotFoundError as exc:
-            raise dg.Failure(f"{path} does not exist: materialize the file first") from exc
-        sha = hashlib.sha256(content).hexdigest()
-        if config.sha256 and sha != config.sha256:
-            context.log.info(
-                f"{path.name} was replaced by a newer materialization ({sha[:12]}) since this "
-                "delivery was requested: that one has its own delivery run"
-            )
-            return
-        failures = validate_published_file(
-            content,
-            kind,
-            org_id,
-            period,
-            max(first, org.share_from).isoformat(),
-            last.isoformat(),
-        )
-        if failures:
-            raise dg.Failure(
-                f"{path} fails validation and is not delivered:\n" + "\n".join(failures)
-            )
 
-        target = delivery.target()
-        previous = last_delivery(context.instance, key, context.partition_key)
+
+LEDGER_SPECS = [_ledger_spec(DAILY), _ledger_spec(MONTHLY)]
+
+
+class DeliveryBatch(dg.Config):
+    org_id: str
+    pairs: list[str] = Field(
+        default_factory=list, description='Pairs as "daily/2026-10-15" or "monthly/2026-10".'
+    )
+
+
+def pair_label(cadence: Cadence, partition: str) -> str:
+    _, start = split_key(cadence.partitions_def, partition)
+    return f"{cadence.name}/{period_label(start, cadence.monthly)}"
+
+
+@dataclass
+class PairJob:
+    cadence: Cadence
+    partition: str
+    period: str
+    first_day: dt.date
+    last_day: dt.date
+    published: Published | None = None
+    delivered: Delivered | None = None
+    disk: PairBytes | None = None
+
+
+def _pair_jobs(batch: DeliveryBatch, org: Organization) -> list[PairJob]:
+    jobs = []
+    for label in dict.fromkeys(batch.pairs):
+        cadence_name, _, period = label.partition("/")
+        cadence = CADENCES[cadence_name]
+        start = dt.date.fromisoformat(period + "-01" if cadence.monthly else period)
+        first, last = period_bounds(start, cadence.monthly)
+        key = str(partition_key(cadence.monthly, batch.org_id, first))
+        jobs.append(PairJob(cadence, key, period, max(first, org.share_from), last))
+    return jobs
+
+
+def _observe(context, job: PairJob, status: str, reason: str, previous: dict, **extra) -> None:
+    """An observation on the pair's ledger partition, only when its state changes."""
+    last = previous.get((job.cadence.name, job.partition))
+    if last and last.get("status") == status and last.get("reason") == reason:
+        return
+    since = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    context.log_event(
+        dg.AssetObservation(
+            asset_key=ledger_key(job.cadence),
+            partition=job.partition,
+            metadata={"status": status, "reason": reason, "since": since, **extra},
+        )
+    )
+
+
+def _latest_observations(context, jobs: list[PairJob]) -> dict:
+    out = {}
+    for cadence in (DAILY, MONTHLY):
+        partitions = [j.partition for j in jobs if j.cadence is cadence]
+        if partitions:
+            records = latest_records(
+                context.instance, ledger_key(cadence), partitions, observations=True
+            )
+            out |= {(cadence.name, p): metadata_of(r) for p, r in records.items()}
+    return out
+
+
+def _record_recovered(context, job: PairJob, disk: PairBytes) -> None:
+    """A publish that was cut short after its renames and before it was recorded: its journal
+    vouches for the bytes, so it is recorded now."""
+    for kind, asset_key in (("needs", job.cadence.needs), ("summary", job.cadence.summary)):
+        meta = {
+            "status": "published",
+            "path": dg.MetadataValue.path(str(disk.paths[kind].resolve())),
+            "sha256": disk.version.sha256(kind),
+            "size_bytes": len(disk.contents[kind]),
+            "recovered": "recorded by a delivery run from the publish journal",
+        }
+        if kind == "summary":
+            meta["needs_sha256"] = disk.version.needs_sha256
+        context.log_event(
+            dg.AssetMaterialization(asset_key=asset_key, partition=job.partition, metadata=meta)
+        )
+
+
+def _refuse(context, job: PairJob, reason: str, previous: dict, **extra) -> str:
+    _observe(context, job, "refused", reason, previous, **extra)
+    return f"{job.partition}: {reason}"
+
+
+@dg.op(
+    name="deliver_pairs",
+    pool=SFTP_POOL,
+    description="Delivers pending pairs of one organization over one connection.",
+)
+def deliver_pairs(
+    context: dg.OpExecutionContext,
+    config: DeliveryBatch,
+    delivery: DeliveryResource,
+    export_files: ExportFiles,
+    org_registry: OrgRegistry,
+) -> None:
+    org = org_registry.load().orgs.get(config.org_id)
+    if org is None:
+        raise dg.Failure(f"{config.org_id} has no valid organization file: nothing is delivered")
+    jobs = _pair_jobs(config, org)
+    previous = _latest_observations(context, jobs)
+    blocked = org.delivery_blocked(dt.datetime.now(dt.UTC))
+    if blocked:
+        for job in jobs:
+            _observe(context, job, "waiting", blocked, previous)
+        context.log.info(f"{config.org_id}: {len(jobs)} pairs wait: {blocked}")
+        return
+
+    place = delivery.place(org.remote_dir)
+    for cadence in (DAILY, MONTHLY):
+        mine = [j for j in jobs if j.cadence is cadence]
+        published = published_versions(context.instance, cadence, [j.partition for j in mine])
+        delivered = delivered_versions(context.instance, cadence, [j.partition for j in mine])
+        for job in mine:
+            job.published = published.get(job.partition)
+            job.delivered = delivered.get(job.partition)
+
+    refused: list[str] = []
+    store = PairStore(export_files.root)
+    to_check: list[PairJob] = []
+    for job in jobs:
+        if job.published is None:
+            continue  # the period made no file: nothing to deliver
+        try:
+            with store.locked(config.org_id, job.period) as pair:
+                job.disk = pair.read()
+                journal = job.disk.journal
+                if journal is not None:
+                    if journal == job.disk.version != job.published.version:
+                        _record_recovered(context, job, job.disk)
+                        job.published = Published(job.disk.version, 0, {})
+                    pair.recorded()
+        except OSError as exc:
+            refused.append(_refuse(context, job, f"cannot read the pair: {exc}", previous))
+            continue
+        found, expected = job.disk.version, job.published.version
+        if found != expected:
+            for kind in ("summary", "needs"):
+                if found.sha256(kind) != expected.sha256(kind):
+                    path = str(job.disk.paths[kind])
+                    context.log_event(
+                        dg.AssetCheckEvaluation(
+                            asset_key=job.cadence.summary,
+                            check_name=CHECK_INTACT,
+                            passed=False,
+                            metadata={
+                                "partition": job.partition,
+                                "path": path,
+                                "expected_sha256": expected.sha256(kind),
+                                "found_sha256": found.sha256(kind),
+                            },
+                        )
+                    )
+                    refused.append(
+                        _refuse(
+                            context,
+                            job,
+                            f"{path} is not the file published (edited or truncated on disk): "
+                            f"expected SHA-256 {expected.sha256(kind)}, found "
+                            f"{found.sha256(kind)}; make the period again to publish it anew",
+                            previous,
+                            path=path,
+                        )
+                    )
+                    break
+            continue
         if (
-            previous
-            and previous.get("sha256") == sha
-            and previous.get("target") == (target.describe())
+            job.delivered is not None
+            and job.delivered.version == expected
+            and job.delivered.target == place
         ):
-            context.log.info(f"{path.name} unchanged since {previous.get('delivered_at')}")
-            yield dg.MaterializeResult(metadata={**previous, "status": "unchanged"})
-            return
-        receipt = deliver_with_retries(
+            _record(context, job, place, None, job.delivered)
+            continue
+        to_check.append(job)
+
+    failures = validate_published_pairs(
+        [
+            PairOnDisk(
+                config.org_id,
+                job.period,
+                job.first_day.isoformat(),
+                job.last_day.isoformat(),
+                job.disk.contents["summary"],
+                job.disk.contents["needs"],
+            )
+            for job in to_check
+        ]
+    )
+    sendable = []
+    for job in to_check:
+        lines = failures.get((config.org_id, job.period))
+        if lines:
+            refused.append(_refuse(context, job, "fails validation: " + "; ".join(lines), previous))
+        else:
+            sendable.append(job)
+
+    target = delivery.target()
+    sent = 0
+    try:
+        for job, receipts in send_batch(
             target,
-            org.remote_dir,
-            path.name,
-            content,
+            sendable,
+            lambda j: (
+                org.remote_dir,
+                [(j.disk.paths[k].name, j.disk.contents[k]) for k in ("needs", "summary")],
+            ),
             delivery.retry_policy(),
             context.log.warning,
+        ):
+            _record(context, job, place, dict(zip(("needs", "summary"), receipts, strict=True)))
+            sent += 1
+    except DeliveryError as exc:
+        waiting = sendable[sent:]
+        for job in waiting:
+            _observe(context, job, "failed", str(exc), previous)
+        raise dg.Failure(
+            f"{config.org_id}: {sent} pairs delivered, {len(waiting)} not: {exc}. They stay "
+            "pending and are requested again.",
+            metadata={"delivered": sent, "pending": len(waiting)},
+        ) from exc
+    context.log.info(f"{config.org_id}: {sent} pairs delivered to {place}")
+    if refused:
+        raise dg.Failure(
+            f"{config.org_id}: {len(refused)} pairs refused, never sent:\n" + "\n".join(refused),
+            metadata={"delivered": sent, "refused": len(refused)},
         )
-        context.log.info(f"delivered {path.name} to {receipt.location}")
-        yield dg.MaterializeResult(
-            metadata={
-                "status": "delivered",
-                "target": target.describe(),
-                "location": receipt.location,
-                "size_bytes": receipt.size,
-                "sha256": receipt.sha256,
-                "delivered_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "replaced_sha256": (previous or {}).get("sha256", ""),
+
+
+def _record(context, job: PairJob, place: str, receipts, previous: Delivered | None = None):
+    """The ledger entry of one pair: delivered now, or already there."""
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    if receipts is None:
+        assert previous is not None
+        meta = {
+            "status": "unchanged",
+            "target": place,
+            "summary_sha256": previous.version.summary_sha256,
+            "needs_sha256": previous.version.needs_sha256,
+            "delivered_at": previous.delivered_at,
+        }
+    else:
+        meta = {"status": "delivered", "target": place, "delivered_at": now}
+        for kind, receipt in receipts.items():
+            meta |= {
+                f"{kind}_location": receipt.location,
+                f"{kind}_size_bytes": receipt.size,
+                f"{kind}_sha256": receipt.sha256,
             }
+        old = job.delivered
+        meta["replaced"] = (
+            f"{old.version.summary_sha256[:12]}/{old.version.needs_sha256[:12]} at {old.target}"
+            if old
+            else ""
         )
+    context.log_event(
+        dg.AssetMaterialization(
+            asset_key=ledger_key(job.cadence), partition=job.partition, metadata=meta
+        )
+    )
 
-    return deliver_file
 
-
-DELIVERY_ASSETS = {
-    (cadence.name, kind): build_delivery_asset(cadence, kind)
-    for cadence in (DAILY, MONTHLY)
-    for kind in ("summary", "needs")
-}
+@dg.job(
+    name="delivery_job",
+    executor_def=dg.in_process_executor,
+    description="Delivers pending pairs of one organization (launched by delivery_sensor).",
+)
+def delivery_job() -> None:
+    deliver_pairs()

@@ -16,7 +16,7 @@ import pandas as pd
 from counts_assets.assets.metadata import file_metadata, findings_counts, markdown_table
 from counts_assets.exports.periods import Target, period_start, plan_targets
 from counts_assets.exports.reconciliation import diff_for_month
-from counts_assets.exports.run import RunOutcome, run_exports
+from counts_assets.exports.run import RunOutcome, build_run, publish_pairs
 from counts_assets.partitions import (
     daily_partitions,
     monthly_partitions,
@@ -51,6 +51,7 @@ CHECK_UNMAPPED = "demographic_answers_mapped"
 CHECK_NEEDS = "taxonomy_codes_valid"
 CHECK_ZIPS = "zip_codes_valid"
 CHECK_SCHEMA = "files_pass_schema"
+CHECK_INTACT = "published_bytes_intact"
 
 
 def _warning(cadence_key: dg.AssetKey, name: str, frame: pd.DataFrame, what: str):
@@ -81,6 +82,13 @@ def _check_results(cadence: Cadence, outcome: RunOutcome, failed: dict) -> Itera
     failures = pd.DataFrame(
         [(org, period, line) for (org, period), lines in failed.items() for line in lines],
         columns=["org_id", "period", "failure"],
+    )
+    published = sum(1 for f in outcome.files.values() if f.published)
+    yield dg.AssetCheckResult(
+        asset_key=cadence.summary,
+        check_name=CHECK_INTACT,
+        passed=True,
+        metadata={"pairs_published": published},
     )
     yield dg.AssetCheckResult(
         asset_key=cadence.summary,
@@ -158,6 +166,12 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
         dg.AssetCheckSpec(CHECK_NEEDS, asset=cadence.needs),
         dg.AssetCheckSpec(CHECK_ZIPS, asset=cadence.needs),
         dg.AssetCheckSpec(CHECK_SCHEMA, asset=cadence.summary),
+        dg.AssetCheckSpec(
+            CHECK_INTACT,
+            asset=cadence.summary,
+            description="The pair on disk is the pair published: checked by every delivery run "
+            "before sending; a failure names the path and the expected and found SHA-256.",
+        ),
     ]
 
     @dg.multi_asset(
@@ -183,7 +197,8 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
         outcome = _export(context, source, export_files, registry.orgs, targets)
 
         counts = findings_counts(outcome.frames.findings)
-        for target in targets:
+        for result, _pair in publish_pairs(outcome, export_files.root):
+            target = result.target
             extra = _reconciliation(export_files, outcome, target) if cadence.monthly else {}
             yield from _materializations(cadence, outcome, target, counts, extra)
         for (org_id, period), reason in skipped.items():
@@ -231,7 +246,7 @@ def _export(context, source, export_files, orgs, targets: list[Target]) -> RunOu
         )
     else:
         tables = SourceTables.empty()
-    return run_exports(tables, orgs, targets, export_files.root)
+    return build_run(tables, orgs, targets)
 
 
 def _reconciliation(export_files: ExportFiles, outcome: RunOutcome, target: Target) -> dict:
@@ -280,13 +295,16 @@ def _materializations(
             "unmapped_answers": found["unmapped_answers"],
         },
     )
-    for kind, asset_key in cadence.file_keys.items():
+    # File 2 first: the summary's record names the whole pair, so it is the pair's record.
+    for kind in ("needs", "summary"):
         meta = file_metadata(result, kind)
         if kind == "needs":
             meta |= {k: found[k] for k in ("needs_left_out", "invalid_zip_codes")}
         else:
             meta |= extra
-        yield dg.AssetMaterialization(asset_key=asset_key, partition=partition, metadata=meta)
+        yield dg.AssetMaterialization(
+            asset_key=cadence.file_keys[kind], partition=partition, metadata=meta
+        )
 
 
 daily_exports = build_export_asset(DAILY)

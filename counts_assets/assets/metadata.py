@@ -44,6 +44,7 @@ def file_metadata(outcome: FileOutcome, kind: str) -> dict[str, Any]:
         "last_call_date": outcome.target.last_day.isoformat(),
     }
     if kind == "summary":
+        meta["needs_sha256"] = {p.kind: p for p in outcome.published}["needs"].sha256
         preview = outcome.rows["summary"].drop(columns=["org_id", "period"])
         meta["preview"] = dg.MetadataValue.md(markdown_table(preview, limit=10))
     return meta

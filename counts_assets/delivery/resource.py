@@ -24,7 +24,11 @@ class DeliveryResource(dg.ConfigurableResource):
     key_file: str | None = None
     known_hosts: str | None = None
     timeout_seconds: float = Field(default=20.0, gt=0)
-    attempts: int = Field(default=6, ge=1)
+    attempts: int = Field(default=6, ge=1, description="Attempts per pair in one run.")
+    retry_minutes: float = Field(
+        default=10.0, gt=0, description="A pending pair is requested again this often."
+    )
+    batch_pairs: int = Field(default=500, ge=1, description="Most pairs in one delivery run.")
     first_delay_seconds: float = Field(default=2.0, ge=0)
     max_delay_seconds: float = Field(default=60.0, ge=0)
 
@@ -33,6 +37,11 @@ class DeliveryResource(dg.ConfigurableResource):
 
     def target(self) -> DeliveryTarget:
         return target_from_url(self.url, self.key_file, self.known_hosts, self.timeout_seconds)
+
+    def place(self, remote_dir: str) -> str:
+        """Where an org's pairs go: the target's endpoint plus the org's remote_dir. A pair not
+        yet delivered to the current place is pending."""
+        return f"{self.target().describe().rstrip('/')}/{remote_dir}"
 
 
 def target_from_url(

@@ -1,13 +1,19 @@
-"""Retries with exponential back-off and full jitter, for transient failures only."""
+"""Sends pairs over one connection, retrying transient failures with exponential back-off and
+full jitter; the attempts count per pair. A permanent failure, or a pair whose attempts are
+spent (the target is down), ends the batch: the pairs not sent stay pending."""
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
-from counts_assets.delivery.targets import DeliveryError, DeliveryTarget, Receipt
+from counts_assets.delivery.targets import Connection, DeliveryError, DeliveryTarget, Receipt
+
+Item = TypeVar("Item")
 
 
 @dataclass(frozen=True)
@@ -21,6 +27,42 @@ class RetryPolicy:
         return draw(0.0, min(self.max_delay, self.first_delay * 2**attempt))
 
 
+def send_batch(
+    target: DeliveryTarget,
+    items: Iterable[Item],
+    files_of: Callable[[Item], tuple[str, Sequence[tuple[str, bytes]]]],
+    policy: RetryPolicy,
+    log: Callable[[str], None],
+    sleep: Callable[[float], None] = time.sleep,
+) -> Iterator[tuple[Item, list[Receipt]]]:
+    """Yields each item with its receipts as soon as it is delivered. `files_of(item)` gives
+    (remote_dir, [(name, bytes), ...]) in rename order."""
+    with contextlib.ExitStack() as stack:
+        connection: Connection | None = None
+        for item in items:
+            remote_dir, files = files_of(item)
+            attempt = 0
+            while True:
+                try:
+                    if connection is None:
+                        connection = stack.enter_context(target.connect())
+                    receipts = connection.send(remote_dir, files)
+                    break
+                except DeliveryError as exc:
+                    stack.close()
+                    connection = None
+                    attempt += 1
+                    if not exc.transient or attempt >= policy.attempts:
+                        raise
+                    wait = policy.delay(attempt - 1)
+                    log(
+                        f"attempt {attempt} of {policy.attempts} failed ({exc}); "
+                        f"retrying in {wait:.1f}s"
+                    )
+                    sleep(wait)
+            yield item, receipts
+
+
 def deliver_with_retries(
     target: DeliveryTarget,
     remote_dir: str,
@@ -30,14 +72,9 @@ def deliver_with_retries(
     log: Callable[[str], None],
     sleep: Callable[[float], None] = time.sleep,
 ) -> Receipt:
-    attempt = 0
-    while True:
-        try:
-            return target.deliver(remote_dir, name, content)
-        except DeliveryError as exc:
-            attempt += 1
-            if not exc.transient or attempt >= policy.attempts:
-                raise
-            wait = policy.delay(attempt - 1)
-            log(f"attempt {attempt} of {policy.attempts} failed ({exc}); retrying in {wait:.1f}s")
-            sleep(wait)
+    """One file, with the same retries."""
+    for _, receipts in send_batch(
+        target, [name], lambda n: (remote_dir, [(n, content)]), policy, log, sleep
+    ):
+        return receipts[0]
+    raise AssertionError("unreachable: send_batch yields the item or raises")

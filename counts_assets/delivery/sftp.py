@@ -6,17 +6,19 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
-import io
 import os
 import posixpath
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import paramiko
 
 from counts_assets.delivery.targets import DeliveryError, Receipt, contained_path, temporary_name
+
+# SFTP status "Failure" is all OpenSSH says for a read-only or full file system.
+_FAILURE = "Failure"
 
 # Errors a retry cannot fix: permissions, a missing base folder, a full or read-only disk.
 _PERMANENT_ERRNOS = {
@@ -55,7 +57,7 @@ class SftpTarget:
         return self.settings.endpoint()
 
     @contextmanager
-    def _session(self) -> Iterator[paramiko.SFTPClient]:
+    def connect(self) -> Iterator[SftpConnection]:
         s = self.settings
         if not os.access(s.key_file, os.R_OK):
             raise DeliveryError(
@@ -71,82 +73,134 @@ class SftpTarget:
             ) from exc
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         try:
-            client.connect(
-                s.host,
-                port=s.port,
-                username=s.user,
-                key_filename=s.key_file,
-                look_for_keys=False,
-                allow_agent=False,
-                timeout=s.timeout,
-                banner_timeout=s.timeout,
-                auth_timeout=s.timeout,
-                channel_timeout=s.timeout,
-            )
-            sftp = client.open_sftp()
-            sftp.get_channel().settimeout(s.timeout)
-            yield sftp
-        except paramiko.BadHostKeyException as exc:
-            raise DeliveryError(
-                f"host key of {_known_host_name(s.host, s.port)} does not match the one in "
-                f"COUNTS_SFTP_KNOWN_HOSTS ({s.known_hosts}): refusing to connect; check with the "
-                "server's administrator before updating the known_hosts entry",
-                transient=False,
-            ) from exc
-        except paramiko.AuthenticationException as exc:
-            raise DeliveryError(
-                f"authentication as {s.user!r} on {s.host}:{s.port} failed with the key in "
-                f"COUNTS_SFTP_KEY_FILE ({s.key_file}): install its public key on the server",
-                transient=False,
-            ) from exc
-        except paramiko.SSHException as exc:
-            if "not found in known_hosts" in str(exc):
-                raise DeliveryError(
-                    f"host key of {_known_host_name(s.host, s.port)} is unknown: add the "
-                    f"server's key as '{_known_host_name(s.host, s.port)} <type> <key>' to "
-                    f"COUNTS_SFTP_KNOWN_HOSTS ({s.known_hosts}); unknown keys are refused",
-                    transient=False,
-                ) from exc
-            raise DeliveryError(f"SSH failure talking to {s.host}:{s.port}: {exc}", True) from exc
-        except (
-            TimeoutError,
-            ConnectionError,
-            EOFError,
-            paramiko.ssh_exception.NoValidConnectionsError,
-        ) as exc:
-            raise DeliveryError(f"{s.host}:{s.port} unreachable: {exc!r}", True) from exc
-        except OSError as exc:
-            if exc.errno in _PERMANENT_ERRNOS:
-                raise DeliveryError(
-                    f"the server refused a file operation ({exc}): check that {s.base} exists "
-                    f"and that {s.user!r} may write under it",
-                    transient=False,
-                ) from exc
-            raise DeliveryError(f"{s.host}:{s.port}: {exc!r}", transient=True) from exc
+            with _translated_errors(s):
+                client.connect(
+                    s.host,
+                    port=s.port,
+                    username=s.user,
+                    key_filename=s.key_file,
+                    look_for_keys=False,
+                    allow_agent=False,
+                    timeout=s.timeout,
+                    banner_timeout=s.timeout,
+                    auth_timeout=s.timeout,
+                    channel_timeout=s.timeout,
+                )
+                sftp = client.open_sftp()
+                sftp.get_channel().settimeout(s.timeout)
+            yield SftpConnection(s, sftp)
         finally:
             client.close()
 
-    def deliver(self, remote_dir: str, name: str, content: bytes) -> Receipt:
-        final = contained_path(self.settings.base, remote_dir, name)
-        sha = hashlib.sha256(content).hexdigest()
-        with self._session() as sftp:
-            folder = posixpath.dirname(final)
-            _make_dirs(sftp, self.settings.base, folder)
-            _remove_stale_parts(sftp, folder, name)
-            temp = posixpath.join(folder, temporary_name(name, sha))
-            try:
-                sftp.putfo(io.BytesIO(content), temp, file_size=len(content), confirm=True)
-                with sftp.open(temp, "rb") as handle:
-                    handle.prefetch()
-                    echoed = hashlib.sha256(handle.read()).hexdigest()
-                if echoed != sha:
-                    raise DeliveryError(f"{temp} did not read back as written", transient=True)
-                sftp.posix_rename(temp, final)
-            except BaseException:
-                _try_remove(sftp, temp)
-                raise
+
+@contextmanager
+def _translated_errors(s: SftpSettings) -> Iterator[None]:
+    """paramiko's and the server's errors as DeliveryErrors that say what to fix."""
+    try:
+        yield
+    except paramiko.BadHostKeyException as exc:
+        raise DeliveryError(
+            f"host key of {_known_host_name(s.host, s.port)} does not match the one in "
+            f"COUNTS_SFTP_KNOWN_HOSTS ({s.known_hosts}): refusing to connect; check with the "
+            "server's administrator before updating the known_hosts entry",
+            transient=False,
+        ) from exc
+    except paramiko.AuthenticationException as exc:
+        raise DeliveryError(
+            f"authentication as {s.user!r} on {s.host}:{s.port} failed with the key in "
+            f"COUNTS_SFTP_KEY_FILE ({s.key_file}): install its public key on the server",
+            transient=False,
+        ) from exc
+    except paramiko.SSHException as exc:
+        if "not found in known_hosts" in str(exc):
+            raise DeliveryError(
+                f"host key of {_known_host_name(s.host, s.port)} is unknown: add the "
+                f"server's key as '{_known_host_name(s.host, s.port)} <type> <key>' to "
+                f"COUNTS_SFTP_KNOWN_HOSTS ({s.known_hosts}); unknown keys are refused",
+                transient=False,
+            ) from exc
+        raise DeliveryError(f"SSH failure talking to {s.host}:{s.port}: {exc}", True) from exc
+    except (
+        TimeoutError,
+        ConnectionError,
+        EOFError,
+        paramiko.ssh_exception.NoValidConnectionsError,
+    ) as exc:
+        raise DeliveryError(f"{s.host}:{s.port} unreachable: {exc!r}", True) from exc
+    except OSError as exc:
+        where = exc.filename or s.base
+        if exc.errno in _PERMANENT_ERRNOS:
+            raise DeliveryError(
+                f"the server refused to write {where} ({exc.strerror or exc}): check that "
+                f"{s.base} exists and that {s.user!r} may write under it",
+                transient=False,
+            ) from exc
+        if _FAILURE in (str(exc), *map(str, exc.args)):
+            raise DeliveryError(
+                f"the server could not write {where}: its folder is read-only or its disk "
+                f"is full; fix the server's storage under {s.base}",
+                transient=False,
+            ) from exc
+        raise DeliveryError(f"{s.host}:{s.port}: {exc!r}", transient=True) from exc
+
+
+class SftpConnection:
+    """One SFTP session; sends pairs one after the other."""
+
+    def __init__(self, settings: SftpSettings, sftp: paramiko.SFTPClient) -> None:
+        self.settings = settings
+        self.sftp = sftp
+        self._folders: set[str] = set()
+
+    def _folder(self, folder: str) -> None:
+        if folder not in self._folders:
+            _make_dirs(self.sftp, self.settings.base, folder)
+            self._folders.add(folder)
+
+    def _put_checked(self, path: str, content: bytes) -> None:
+        sftp = self.sftp
+        try:
+            with sftp.open(path, "wb") as handle:
+                handle.set_pipelined(True)
+                handle.write(content)
+        except OSError as exc:
+            exc.filename = exc.filename or path
+            raise
+        with sftp.open(path, "rb") as handle:
+            handle.prefetch(len(content))
+            echoed = handle.read()
+        if (
+            len(echoed) != len(content)
+            or hashlib.sha256(echoed).digest() != hashlib.sha256(content).digest()
+        ):
+            raise DeliveryError(f"{path} did not read back as written", transient=True)
+
+    def send(self, remote_dir: str, files: Sequence[tuple[str, bytes]]) -> list[Receipt]:
         s = self.settings
-        return Receipt(f"sftp://{s.user}@{s.host}:{s.port}{final}", len(content), sha)
+        staged = []
+        with _translated_errors(s):
+            try:
+                for name, content in files:
+                    final = contained_path(s.base, remote_dir, name)
+                    folder = posixpath.dirname(final)
+                    self._folder(folder)
+                    temp = posixpath.join(folder, temporary_name(name))
+                    staged.append((temp, final, content))
+                    self._put_checked(temp, content)
+                for temp, final, _ in staged:
+                    self.sftp.posix_rename(temp, final)
+            except BaseException:
+                for temp, _, _ in staged:
+                    _try_remove(self.sftp, temp)
+                raise
+        return [
+            Receipt(
+                f"sftp://{s.user}@{s.host}:{s.port}{final}",
+                len(content),
+                hashlib.sha256(content).hexdigest(),
+            )
+            for _, final, content in staged
+        ]
 
 
 def _make_dirs(sftp: paramiko.SFTPClient, base: str, folder: str) -> None:
@@ -162,14 +216,6 @@ def _make_dirs(sftp: paramiko.SFTPClient, base: str, folder: str) -> None:
             sftp.mkdir(current)
             continue
         raise DeliveryError(f"{current} exists on the server and is not a folder", False)
-
-
-def _remove_stale_parts(sftp: paramiko.SFTPClient, folder: str, name: str) -> None:
-    """Our own temporary files for this name, left by an attempt that lost its connection."""
-    prefix = f".{name}."
-    for entry in sftp.listdir(folder):
-        if entry.startswith(prefix) and entry.endswith(".part"):
-            _try_remove(sftp, posixpath.join(folder, entry))
 
 
 def _try_remove(sftp: paramiko.SFTPClient, path: str) -> None:

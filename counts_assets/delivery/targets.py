@@ -1,12 +1,15 @@
-"""Where files go. Both targets write under a temporary name that does not end in `.csv`,
-check it, and rename it into place, so a reader never sees half a file."""
+"""Where files go. Both targets send a pair over one connection: both files under temporary
+names that do not end in `.csv`, both read back and checked, then renamed File 2 before File 1,
+so a reader never sees half a file and one that waits for File 1 sees a whole pair."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import posixpath
 import re
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
@@ -29,10 +32,22 @@ class Receipt:
     sha256: str
 
 
+class Connection(Protocol):
+    def send(self, remote_dir: str, files: Sequence[tuple[str, bytes]]) -> list[Receipt]:
+        """All files written and checked under temporary names, then renamed in order."""
+        ...
+
+
 class DeliveryTarget(Protocol):
-    def deliver(self, remote_dir: str, name: str, content: bytes) -> Receipt: ...
+    def connect(self) -> contextlib.AbstractContextManager[Connection]: ...
 
     def describe(self) -> str: ...
+
+
+def deliver(target: DeliveryTarget, remote_dir: str, name: str, content: bytes) -> Receipt:
+    """One file over its own connection."""
+    with target.connect() as connection:
+        return connection.send(remote_dir, [(name, content)])[0]
 
 
 def contained_path(base: str, remote_dir: str, name: str) -> str:
@@ -55,9 +70,10 @@ def contained_path(base: str, remote_dir: str, name: str) -> str:
     return path
 
 
-def temporary_name(name: str, sha256: str) -> str:
-    """Same name for the same content, so a retry overwrites its own leftover."""
-    return f".{name}.{sha256[:16]}.part"
+def temporary_name(name: str) -> str:
+    """One fixed temporary name per file, so the next upload overwrites a leftover of a broken
+    one without listing the folder (at most one delivery run per org is running)."""
+    return f".{name}.part"
 
 
 class OutboxTarget:
@@ -69,20 +85,30 @@ class OutboxTarget:
     def describe(self) -> str:
         return f"file://{self.base}"
 
-    def deliver(self, remote_dir: str, name: str, content: bytes) -> Receipt:
-        final = Path(contained_path(str(self.base), remote_dir, name))
-        sha = hashlib.sha256(content).hexdigest()
-        final.parent.mkdir(parents=True, exist_ok=True)
-        temp = final.with_name(temporary_name(name, sha))
+    @contextlib.contextmanager
+    def connect(self) -> Iterator[OutboxTarget]:
+        yield self
+
+    def send(self, remote_dir: str, files: Sequence[tuple[str, bytes]]) -> list[Receipt]:
+        staged, temps = [], []
         try:
-            with open(temp, "wb") as handle:
-                handle.write(content)
-                handle.flush()
-                os.fsync(handle.fileno())
-            if hashlib.sha256(temp.read_bytes()).hexdigest() != sha:
-                raise DeliveryError(f"{temp} does not read back as written", transient=True)
-            os.replace(temp, final)
+            for name, content in files:
+                final = Path(contained_path(str(self.base), remote_dir, name))
+                final.parent.mkdir(parents=True, exist_ok=True)
+                temp = final.with_name(temporary_name(name))
+                temps.append(temp)
+                with open(temp, "wb") as handle:
+                    handle.write(content)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                sha = hashlib.sha256(content).hexdigest()
+                if hashlib.sha256(temp.read_bytes()).hexdigest() != sha:
+                    raise DeliveryError(f"{temp} does not read back as written", transient=True)
+                staged.append((temp, final, Receipt(f"file://{final}", len(content), sha)))
+            for temp, final, _ in staged:
+                os.replace(temp, final)
         except OSError as exc:
-            temp.unlink(missing_ok=True)
-            raise DeliveryError(f"cannot write {final}: {exc}", transient=False) from exc
-        return Receipt(location=f"file://{final}", size=len(content), sha256=sha)
+            for temp in temps:
+                temp.unlink(missing_ok=True)
+            raise DeliveryError(f"cannot write under {self.base}: {exc}", transient=False) from exc
+        return [receipt for _, _, receipt in staged]

@@ -60,25 +60,36 @@ def run_range(instance: dg.DagsterInstance, job_name: str, start: str, end: str)
     )
 
 
-def deliver_new_files(instance: dg.DagsterInstance) -> None:
-    """One tick of delivery_sensor, its runs executed here instead of by the daemon."""
+def deliver_pending(instance: dg.DagsterInstance) -> None:
+    """delivery_sensor's ticks, their runs executed here instead of by the daemon, until no
+    pair is pending."""
     resources = default_resources()
-    context = dg.build_sensor_context(instance=instance, resources=resources)
-    requests = list(delivery_sensor(context).run_requests)
-    failed = 0
-    for request in requests:
-        result = defs.resolve_job_def(request.job_name).execute_in_process(
-            instance=instance,
-            partition_key=request.partition_key,
-            asset_selection=list(request.asset_selection),
-            run_config={**request.run_config, "loggers": QUIET},
-            tags=request.tags,
-            raise_on_error=False,
-        )
-        failed += not result.success
+    cursor, pairs, failed = None, 0, 0
+    while True:
+        context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
+        result = delivery_sensor(context)
+        cursor = result.cursor
+        if not result.run_requests:
+            break
+        for request in result.run_requests:
+            batch = request.run_config["ops"]["deliver_pairs"]["config"]
+            run = defs.resolve_job_def(request.job_name or "delivery_job").execute_in_process(
+                instance=instance,
+                run_config={**request.run_config, "loggers": QUIET},
+                tags=request.tags,
+                raise_on_error=False,
+            )
+            pairs += len(batch["pairs"]) if run.success else 0
+            failed += not run.success
+            print(
+                f"delivery: {batch['org_id']}: {len(batch['pairs'])} pairs "
+                f"{'delivered' if run.success else 'NOT delivered'}"
+            )
+        if failed:
+            break  # what failed stays pending; the daemon's sensor retries it
     print(
-        f"delivery: {len(requests) - failed} files delivered to "
-        f"{resources['delivery'].target().describe()}, {failed} failed"
+        f"delivery: {pairs} pairs ({2 * pairs} files) to "
+        f"{resources['delivery'].target().describe()}, {failed} runs failed"
     )
 
 
@@ -131,11 +142,11 @@ def main() -> None:
         partition_key(True, first_org, first.replace(day=1)),
         partition_key(True, last_org, last_month.replace(day=1)),
     )
-    deliver_new_files(instance)
+    deliver_pending(instance)
     export_dir = settings.export_dir()
     files = sorted(export_dir.rglob("*.csv"))
     print(f"\n{len(files)} files in {export_dir.resolve()}:")
-    for org_dir in sorted(p for p in export_dir.iterdir() if p.is_dir()):
+    for org_dir in sorted(p for p in export_dir.iterdir() if p.is_dir() and p.name[0] != "."):
         for cadence in ("daily", "monthly"):
             made = sorted((org_dir / cadence).glob("*.csv"))
             if made:

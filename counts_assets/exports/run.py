@@ -1,9 +1,9 @@
-"""One export run, Dagster-free: build every file, validate them all at once, publish the pairs
-that pass. The assets call this; tests call it directly."""
+"""One export run, Dagster-free: build every file, validate them all at once, then publish the
+pairs that pass one by one, each under its lock. The assets call this; tests call it directly."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,8 +13,8 @@ from counts_assets.exports.build import ExportFrames, build_export_frames
 from counts_assets.exports.csv_format import csv_lines, header_line
 from counts_assets.exports.layout import FILE_KEY, NEEDS_HEADER, SUMMARY_HEADER
 from counts_assets.exports.periods import Target, targets_frame
-from counts_assets.exports.publish import PublishedFile, publish_pair
 from counts_assets.orgs.models import Organization
+from counts_assets.pairs.store import PairHandle, PairStore, PublishedFile
 from counts_assets.source.tables import SourceTables
 from counts_assets.validation.gate import validate_run
 
@@ -32,6 +32,7 @@ class FileOutcome:
     total_services: int = 0
     total_needs: int = 0
     rows: dict[str, pd.DataFrame] = field(default_factory=dict)  # kind -> the file's rows
+    contents: dict[str, tuple[bytes, int]] = field(default_factory=dict)  # kind -> bytes, rows
 
 
 @dataclass
@@ -52,12 +53,10 @@ def _file_bodies(frame: pd.DataFrame, kind: str) -> tuple[pd.Series, pd.Series]:
     return by_file.agg("".join), by_file.size()
 
 
-def run_exports(
-    source: SourceTables,
-    orgs: Mapping[str, Organization],
-    targets: list[Target],
-    export_dir: Path,
+def build_run(
+    source: SourceTables, orgs: Mapping[str, Organization], targets: list[Target]
 ) -> RunOutcome:
+    """Every file of the run built, formatted and validated; nothing written yet."""
     monthly = bool(targets) and targets[0].monthly
     frame_of_targets = targets_frame(targets)
     frames = build_export_frames(source, orgs, frame_of_targets, monthly)
@@ -91,9 +90,40 @@ def run_exports(
             kind: by_file.get(key, getattr(frames, kind).iloc[0:0])
             for kind, by_file in rows_by_file.items()
         }
-        contents = {}
         for kind, (text, rows) in bodies.items():
             body = header_line(HEADERS[kind]) + text.get(key, "")
-            contents[kind] = (body.encode("utf-8"), int(rows.get(key, 0)))
-        outcome.published = publish_pair(export_dir, target.org_id, target.period, contents)
+            outcome.contents[kind] = (body.encode("utf-8"), int(rows.get(key, 0)))
     return RunOutcome(frames=frames, files=files)
+
+
+def publish_pairs(
+    outcome: RunOutcome, export_dir: Path
+) -> Iterator[tuple[FileOutcome, PairHandle]]:
+    """Publishes each valid pair under its lock and yields it while the lock is held, so the
+    caller records it before anyone else looks at the pair; the journal goes once the caller
+    resumes. A pair that cannot be written (full disk, a folder at a file path) fails alone."""
+    store = PairStore(export_dir)
+    for (org_id, period), result in outcome.files.items():
+        if result.failures:
+            continue
+        try:
+            with store.locked(org_id, period) as pair:
+                result.published = pair.publish(result.contents)
+                yield result, pair
+                pair.recorded()
+        except OSError as exc:
+            result.published = []
+            result.failures.append(f"cannot publish the pair: {exc}")
+
+
+def run_exports(
+    source: SourceTables,
+    orgs: Mapping[str, Organization],
+    targets: list[Target],
+    export_dir: Path,
+) -> RunOutcome:
+    """Build, validate and publish, for callers with nothing to record (tests, benchmarks)."""
+    outcome = build_run(source, orgs, targets)
+    for _ in publish_pairs(outcome, export_dir):
+        pass
+    return outcome

@@ -11,6 +11,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     field_validator,
@@ -120,6 +121,45 @@ class Delivery(_Strict):
         return value
 
 
+def _yaml_date(value: object) -> dt.date:
+    if isinstance(value, dt.date):
+        return value
+    text = str(value).strip()
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+        raise ValueError(f"{value!r} is not a YYYY-MM-DD date")
+    return dt.date.fromisoformat(text)
+
+
+YamlDate = Annotated[dt.date, BeforeValidator(_yaml_date)]
+
+
+class Permission(_Strict):
+    """The signed letter that lets an organization's files be shared."""
+
+    signed_on: YamlDate
+    document: Question
+    prior_years: bool = False
+    revoked_on: YamlDate | None = None
+
+    @field_validator("prior_years", mode="before")
+    @classmethod
+    def _true_or_false(cls, value: object) -> bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip() in ("true", "false"):
+            return value.strip() == "true"
+        raise ValueError("must be true or false")
+
+    @model_validator(mode="after")
+    def _revoked_after_signed(self) -> Permission:
+        if self.revoked_on is not None and self.revoked_on <= self.signed_on:
+            raise ValueError("revoked_on must be after signed_on")
+        return self
+
+    def in_force(self, today: dt.date) -> bool:
+        return self.signed_on <= today and (self.revoked_on is None or today < self.revoked_on)
+
+
 class Organization(_Strict):
     id: str = Field(pattern=ORG_ID_PATTERN)
     name: str
@@ -129,6 +169,7 @@ class Organization(_Strict):
     interaction_filter: InteractionFilter
     demographics: dict[Slot, Demographic] = Field(default_factory=dict)
     delivery: Delivery = Field(default_factory=Delivery)
+    permission: Permission | None = None
 
     @field_validator("timezone")
     @classmethod
@@ -142,12 +183,28 @@ class Organization(_Strict):
     @field_validator("share_from", mode="before")
     @classmethod
     def _iso_date(cls, value: object) -> dt.date:
-        if isinstance(value, dt.date):
-            return value
-        text = str(value).strip()
-        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
-            raise ValueError(f"{value!r} is not a YYYY-MM-DD date")
-        return dt.date.fromisoformat(text)
+        return _yaml_date(value)
+
+    @model_validator(mode="after")
+    def _prior_years_agreed(self) -> Organization:
+        p = self.permission
+        if p is not None and not p.prior_years and self.share_from.year < p.signed_on.year:
+            raise ValueError(
+                f"permission: share_from {self.share_from} is before January 1 of the year the "
+                f"letter was signed ({p.signed_on.year}); that needs prior_years: true"
+            )
+        return self
+
+    def delivery_blocked(self, now: dt.datetime) -> str | None:
+        """Why nothing may be delivered now, or None when the permission is in force."""
+        today = now.astimezone(self.zone).date()
+        if self.permission is None:
+            return "no permission: the organization file has no signed permission letter"
+        if today < self.permission.signed_on:
+            return f"no permission yet: the letter takes effect on {self.permission.signed_on}"
+        if not self.permission.in_force(today):
+            return f"permission revoked on {self.permission.revoked_on}"
+        return None
 
     @property
     def zone(self) -> ZoneInfo:

@@ -1,111 +1,236 @@
-"""`delivery_sensor`: one delivery run per newly materialized file version.
+"""`delivery_sensor`: delivery from state.
 
-A plain sensor with its own cursor over the instance's materialization records (storage id),
-not Dagster's asset-sensor decorator, which reads only the newest event per tick and drops the
-others when several partitions land between ticks (dagster issue #32853)."""
+Each tick recomputes the to-do list from the instance: a published pair is pending when its
+newest publish is newer than its newest ledger entry, or when its org's target changed since.
+Two grouped queries per cadence give the newest storage id of every partition, so nothing
+depends on a cursor that could move past work: an outage, a stopped daemon, a crashed run or a
+briefly broken org file only delay a pair. The cursor keeps small per-org facts (target and org
+file last seen, refusals, when a run was last requested). The sensor launches at most one
+delivery run per org at a time, for a bounded batch of its pending pairs, and requests a pair
+again every `COUNTS_DELIVERY_RETRY_MINUTES` while it stays pending."""
 
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
 import json
-from dataclasses import dataclass
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field
 
 import dagster as dg
 
-from counts_assets.assets.delivery import DeliveryRunConfig, delivery_key, last_delivery
-from counts_assets.assets.exports import DAILY, MONTHLY, Cadence
+from counts_assets.assets.delivery import delivery_job
+from counts_assets.assets.exports import DAILY, MONTHLY
+from counts_assets.delivery.ledger import delivered_ids, latest_ids, ledger_key, metadata_of
 from counts_assets.delivery.resource import DeliveryResource
-from counts_assets.jobs import daily_delivery_job, monthly_delivery_job
-from counts_assets.partitions import split_key
+from counts_assets.exports.periods import period_bounds, period_label
 from counts_assets.resources import OrgRegistry
 
-BATCH = 500
-DELIVERY_JOBS = {"daily": daily_delivery_job, "monthly": monthly_delivery_job}
+ORG_TAG = "counts/org"
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+
+
+@dataclass
+class DeliveryState:
+    """What the sensor remembers between ticks (all of it small, per org)."""
+
+    places: dict[str, str] = field(default_factory=dict)
+    place_since: dict[str, int] = field(default_factory=dict)
+    org_files: dict[str, str] = field(default_factory=dict)
+    org_since: dict[str, int] = field(default_factory=dict)
+    refused: dict[str, int] = field(default_factory=dict)  # "cadence|partition" -> storage id
+    observed_up_to: int = 0
+    requested: dict[str, list] = field(default_factory=dict)  # org -> [epoch, max id, pairs]
+    announced: dict[str, int] = field(default_factory=dict)  # org -> newest waiting id shown
+
+    @classmethod
+    def load(cls, cursor: str | None) -> DeliveryState:
+        return cls(**json.loads(cursor)) if cursor else cls()
+
+    def dump(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
 
 
 @dataclass(frozen=True)
-class FileVersion:
-    cadence: Cadence
-    kind: str
+class PendingPair:
+    cadence: str
     partition: str
-    sha256: str
-    storage_id: int
+    period: str
+    published_id: int
 
 
-def new_file_versions(
-    instance: dg.DagsterInstance, after_storage_id: int
-) -> tuple[list[FileVersion], int]:
-    """Published file materializations after the cursor, the newest per file, and the new
-    cursor. When a batch is cut short, the cursor stops where every asset is complete."""
-    events = []
-    complete_up_to: int | None = None
+def _learn_refusals(instance: dg.DagsterInstance, state: DeliveryState) -> None:
+    newest = state.observed_up_to
     for cadence in (DAILY, MONTHLY):
-        for kind, asset_key in cadence.file_keys.items():
-            records = instance.fetch_materializations(
-                dg.AssetRecordsFilter(asset_key=asset_key, after_storage_id=after_storage_id),
-                limit=BATCH,
+        cursor = None
+        while True:
+            result = instance.fetch_observations(
+                dg.AssetRecordsFilter(
+                    asset_key=ledger_key(cadence), after_storage_id=state.observed_up_to
+                ),
+                limit=1000,
+                cursor=cursor,
                 ascending=True,
-            ).records
-            events += [(cadence, kind, r) for r in records]
-            if len(records) == BATCH:
-                last = records[-1].storage_id
-                complete_up_to = last if complete_up_to is None else min(complete_up_to, last)
-    if complete_up_to is not None:
-        events = [e for e in events if e[2].storage_id <= complete_up_to]
-    cursor = max((e[2].storage_id for e in events), default=after_storage_id)
+            )
+            for record in result.records:
+                newest = max(newest, record.storage_id)
+                if metadata_of(record).get("status") == "refused":
+                    state.refused[f"{cadence.name}|{record.partition_key}"] = record.storage_id
+            if not result.has_more:
+                break
+            cursor = result.cursor
+    state.observed_up_to = newest
 
-    newest: dict[tuple[str, str, str], FileVersion] = {}
-    for cadence, kind, record in sorted(events, key=lambda e: e[2].storage_id):
-        metadata = record.asset_materialization.metadata
-        sha = metadata.get("sha256")
-        if sha is None:  # a period before share_from: no file
-            continue
-        partition = record.partition_key
-        newest[(cadence.name, kind, partition)] = FileVersion(
-            cadence, kind, partition, sha.value, record.storage_id
+
+def storage_ids(instance: dg.DagsterInstance) -> dict[str, tuple[dict, dict]]:
+    """Per cadence: newest publish and newest delivery of every partition (storage ids)."""
+    return {
+        cadence.name: (
+            dict(latest_ids(instance, cadence.summary)),
+            delivered_ids(instance, cadence),
         )
-    return list(newest.values()), cursor
+        for cadence in (DAILY, MONTHLY)
+    }
+
+
+def pending_pairs(
+    ids: dict[str, tuple[dict, dict]], state: DeliveryState, orgs: dict
+) -> dict[str, list[PendingPair]]:
+    """Pending pairs by org: published after their last delivery, or delivered before their
+    org's target changed; periods before share_from, unregistered orgs and refused pairs are
+    left out (they wait, nothing is dropped)."""
+    pending: dict[str, list[PendingPair]] = defaultdict(list)
+    for cadence in (DAILY, MONTHLY):
+        published, delivered = ids[cadence.name]
+        for partition, published_id in published.items():
+            period_text, _, org_id = partition.partition("|")
+            org = orgs.get(org_id)
+            if org is None:
+                continue  # not registered (or its file is invalid): it waits, history kept
+            delivered_id = delivered.get(partition, 0)
+            if delivered_id > published_id and delivered_id > state.place_since.get(org_id, 0):
+                continue
+            first, last = period_bounds(dt.date.fromisoformat(period_text), cadence.monthly)
+            if last < org.share_from:
+                continue  # a period before share_from: no file
+            refused_id = state.refused.get(f"{cadence.name}|{partition}", 0)
+            if refused_id > published_id and refused_id > state.org_since.get(org_id, 0):
+                continue  # refused until it is published anew or its org file changes
+            pending[org_id].append(
+                PendingPair(
+                    cadence.name, partition, period_label(first, cadence.monthly), published_id
+                )
+            )
+    return pending
+
+
+def _org_fingerprint(org) -> str:
+    return hashlib.sha256(org.model_dump_json().encode()).hexdigest()[:16]
+
+
+def _note_changes(state: DeliveryState, places: dict, orgs: dict, newest: int) -> None:
+    """A changed target or org file makes the org's pairs pending again / refusals void."""
+    for org_id, place in places.items():
+        if state.places.get(org_id, place) != place:
+            state.place_since[org_id] = newest
+            state.requested.pop(org_id, None)  # due at once
+        state.places[org_id] = place
+        fingerprint = _org_fingerprint(orgs[org_id])
+        if state.org_files.get(org_id, fingerprint) != fingerprint:
+            state.org_since[org_id] = newest
+            state.requested.pop(org_id, None)
+        state.org_files[org_id] = fingerprint
 
 
 @dg.sensor(
     name="delivery_sensor",
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    jobs=[daily_delivery_job, monthly_delivery_job],
-    description="Requests a delivery run for every newly materialized file whose content "
-    "differs from what was last delivered.",
+    job=delivery_job,
+    description="Finds every published pair not yet delivered to the current target and "
+    "launches one delivery run per organization for a batch of them; a pair stays pending, "
+    "and is requested again, until the ledger records it delivered.",
 )
 def delivery_sensor(
     context: dg.SensorEvaluationContext, delivery: DeliveryResource, org_registry: OrgRegistry
 ):
-    cursor = json.loads(context.cursor)["storage_id"] if context.cursor else 0
-    versions, new_cursor = new_file_versions(context.instance, cursor)
-    target = delivery.target().describe()
-    registered = org_registry.load().orgs
-    requests = []
-    for version in versions:
-        ledger_key = delivery_key(version.cadence, version.kind)
-        org_id, _ = split_key(version.cadence.partitions_def, version.partition)
-        if org_id not in registered:
-            context.log.info(f"{version.partition}: {org_id} is no longer registered, skipped")
+    instance = context.instance
+    state = DeliveryState.load(context.cursor)
+    orgs = org_registry.load().orgs
+    _learn_refusals(instance, state)
+    ids = storage_ids(instance)
+    newest = max((i for maps in ids.values() for m in maps for i in m.values()), default=0)
+    places = {org_id: delivery.place(org.remote_dir) for org_id, org in orgs.items()}
+    _note_changes(state, places, orgs, max(newest, state.observed_up_to))
+    pending = pending_pairs(ids, state, orgs)
+    busy = {
+        run.tags.get(ORG_TAG)
+        for run in instance.get_runs(
+            filters=dg.RunsFilter(job_name=delivery_job.name, statuses=IN_FLIGHT)
+        )
+    }
+    now = time.time()
+    now_utc = dt.datetime.now(dt.UTC)
+    retry_seconds = delivery.retry_minutes * 60
+    requests, events = [], []
+    for org_id, pairs in sorted(pending.items()):
+        blocked = orgs[org_id].delivery_blocked(now_utc)
+        if blocked:
+            shown = state.announced.get(org_id, 0)
+            fresh = [p for p in pairs if p.published_id > shown]
+            events += [
+                dg.AssetObservation(
+                    asset_key=ledger_key(DAILY if p.cadence == "daily" else MONTHLY),
+                    partition=p.partition,
+                    metadata={"status": "waiting", "reason": blocked},
+                )
+                for p in fresh
+            ]
+            if fresh:
+                state.announced[org_id] = max(p.published_id for p in fresh)
+                context.log.info(f"{org_id}: {len(pairs)} pairs wait: {blocked}")
             continue
-        previous = last_delivery(context.instance, ledger_key, version.partition)
-        if (
-            previous
-            and previous.get("sha256") == version.sha256
-            and (previous.get("target") == target)
-        ):
-            continue  # same content already delivered there: costs nothing
+        if org_id in busy:
+            continue
+        newest_pair = max(p.published_id for p in pairs)
+        last = state.requested.get(org_id)
+        if last is not None:
+            requested_at, newest_requested, batch_size = last
+            due = (
+                now - requested_at >= retry_seconds
+                or newest_pair > newest_requested
+                or batch_size >= delivery.batch_pairs  # the last run took a full batch
+            )
+            if not due:
+                continue
+        batch = sorted(pairs, key=lambda p: (p.cadence, p.period))[: delivery.batch_pairs]
+        state.requested[org_id] = [now, newest_pair, len(batch)]
         requests.append(
             dg.RunRequest(
-                run_key=f"{ledger_key.to_user_string()}|{version.partition}|"
-                f"{version.sha256}|{version.storage_id}",
-                job_name=DELIVERY_JOBS[version.cadence.name].name,
-                partition_key=version.partition,
-                asset_selection=[ledger_key],
+                run_key=f"{org_id}|{int(now)}",
                 run_config=dg.RunConfig(
                     ops={
-                        ledger_key.to_python_identifier(): DeliveryRunConfig(sha256=version.sha256)
+                        "deliver_pairs": {
+                            "config": {
+                                "org_id": org_id,
+                                "pairs": [f"{p.cadence}/{p.period}" for p in batch],
+                            }
+                        }
                     }
                 ),
-                tags={"counts/file": f"{version.cadence.name}_{version.kind}"},
+                tags={ORG_TAG: org_id},
             )
         )
-    return dg.SensorResult(run_requests=requests, cursor=json.dumps({"storage_id": new_cursor}))
+    if requests:
+        context.log.info(
+            f"{sum(len(p) for p in pending.values())} pairs pending; "
+            f"{len(requests)} delivery runs requested"
+        )
+    return dg.SensorResult(run_requests=requests, asset_events=events, cursor=state.dump())

@@ -106,16 +106,24 @@ def validate_run(
     return report
 
 
-def validate_published_file(
-    content: bytes, kind: str, org_id: str, period: str, first_day: str, last_day: str
-) -> list[str]:
-    """The delivery gate: the file as it is on disk, through the same schema it was built
-    with. Returns the failures (empty when the file may be delivered)."""
-    header = SUMMARY_HEADER if kind == "summary" else NEEDS_HEADER
+@dataclass(frozen=True)
+class PairOnDisk:
+    """A published pair as read for sending, with the Call Dates its files may cover."""
+
+    org_id: str
+    period: str
+    first_day: str
+    last_day: str
+    summary: bytes
+    needs: bytes
+
+
+def _read_file(content: bytes, header: list[str]) -> pd.DataFrame | str:
+    """The file's rows as text, or why it cannot be checked at all."""
     if content.startswith(b"\xef\xbb\xbf"):
-        return ["the file starts with a byte-order mark"]
+        return "the file starts with a byte-order mark"
     if not content.endswith(b"\n"):
-        return ["the last row is not ended by \\n"]
+        return "the last row is not ended by \\n"
     try:
         frame = pd.read_csv(
             io.BytesIO(content),
@@ -124,15 +132,38 @@ def validate_published_file(
             encoding="utf-8",
             lineterminator="\n",
         )
-    except (ValueError, UnicodeDecodeError) as exc:
-        return [f"the file cannot be read as UTF-8 CSV: {exc}"]
+    except (ValueError, UnicodeDecodeError):
+        return "the file cannot be read as UTF-8 CSV"
     if list(frame.columns) != header:
-        return [f"the header is not exactly {','.join(header)}"]
-    frame = frame.astype(object).assign(org_id=org_id, period=period)
-    window = pd.DataFrame(
-        [(org_id, period, first_day, last_day)], columns=[*FILE_KEY, "first_day", "last_day"]
-    )
-    failures: dict = {}
-    schema = SummaryFileSchema if kind == "summary" else NeedsFileSchema
-    _collect(schema, _windowed(frame[[*FILE_KEY, *header]], window), f"{kind} file", failures)
-    return failures.get((org_id, period), [])
+        return f"the header is not exactly {','.join(header)}"
+    return frame
+
+
+def validate_published_pairs(pairs: list[PairOnDisk]) -> dict[tuple[str, str], list[str]]:
+    """The delivery gate: every pair as read from disk through the schemas it was built with,
+    the cross-file rule included, in one validation per schema. Returns failures by
+    (org_id, period); a pair that is absent passed."""
+    failures: dict[tuple[str, str], list[str]] = {}
+    frames: dict[str, list[pd.DataFrame]] = {"summary": [], "needs": []}
+    windows = []
+    for pair in pairs:
+        key = (pair.org_id, pair.period)
+        read = {
+            "summary": _read_file(pair.summary, SUMMARY_HEADER),
+            "needs": _read_file(pair.needs, NEEDS_HEADER),
+        }
+        unreadable = [f"{kind} file: {r}" for kind, r in read.items() if isinstance(r, str)]
+        if unreadable:
+            failures[key] = unreadable
+            continue
+        for kind, frame in read.items():
+            frames[kind].append(frame.assign(org_id=pair.org_id, period=pair.period))
+        windows.append((pair.org_id, pair.period, pair.first_day, pair.last_day))
+    if not windows:
+        return failures
+    summary = pd.concat(frames["summary"], ignore_index=True)[[*FILE_KEY, *SUMMARY_HEADER]]
+    needs = pd.concat(frames["needs"], ignore_index=True)[[*FILE_KEY, *NEEDS_HEADER]]
+    targets = pd.DataFrame(windows, columns=[*FILE_KEY, "first_day", "last_day"], dtype=object)
+    report = validate_run(summary.astype(object), needs.astype(object), targets)
+    failures.update(report.failures)
+    return failures

@@ -1,0 +1,188 @@
+"""Pairs on disk: publishing that survives a crash at any instant, and reading a pair as one.
+
+Every look at a pair (a publish, a delivery, a repair) holds the pair's lock, a `flock` on a
+lock file under `<exports>/.pairs/` (beside the exports, out of the folders people read), so
+two runs never interleave. A publish writes both files under
+temporary names and syncs them, then writes a journal naming both files and their SHA-256s,
+then renames File 2 and File 1 into place. Whoever takes the lock next finds a journal left by
+a publish that was cut short and finishes it (the temporary files were complete before the
+journal existed), or, without a journal, removes temporary files that never made it. The
+journal stays until the caller has recorded the publish, so a pair on disk that was never
+recorded is still vouched for by its journal and can be recorded by the next look."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from counts_assets.exports.layout import file_path
+
+# File 2 before File 1: a reader that takes File 1 as the sign of a complete pair sees one.
+KINDS = ("needs", "summary")
+
+
+class PairPathError(OSError):
+    """A pair's folder or file path is taken by something that is not a regular file."""
+
+
+@dataclass(frozen=True)
+class PublishedFile:
+    kind: str
+    path: Path
+    size: int
+    sha256: str
+    rows: int
+
+
+@dataclass(frozen=True)
+class PairVersion:
+    """The two SHA-256s that identify one publish of a pair."""
+
+    summary_sha256: str
+    needs_sha256: str
+
+    def sha256(self, kind: str) -> str:
+        return self.summary_sha256 if kind == "summary" else self.needs_sha256
+
+
+@dataclass(frozen=True)
+class PairBytes:
+    """Both files of a pair as read under its lock."""
+
+    paths: dict[str, Path]
+    contents: dict[str, bytes]
+    journal: PairVersion | None  # a publish found unrecorded-or-unfinished, now rolled forward
+
+    @property
+    def version(self) -> PairVersion:
+        return PairVersion(*(sha256(self.contents[k]) for k in ("summary", "needs")))
+
+
+def sha256(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
+
+
+class PairHandle:
+    """A pair under its lock (from `PairStore.locked`)."""
+
+    def __init__(self, store: PairStore, org_id: str, period: str) -> None:
+        self.paths = {kind: file_path(store.root, org_id, period, kind) for kind in KINDS}
+        self.folder = self.paths["summary"].parent
+        self.book = store.root / ".pairs" / self.folder.relative_to(store.root)
+        self.lock_path = self.book / f"{period}.lock"
+        self._journal = self.book / f"{period}.journal"
+        self._temps = {k: self.folder / f".{path.name}.part" for k, path in self.paths.items()}
+        self.journal: PairVersion | None = None
+
+    def _sync_folder(self) -> None:
+        _sync(self.folder)
+
+    def repair(self) -> None:
+        """Finish a publish that was cut short, or undo one that never reached its journal."""
+        entry = _read_journal(self._journal)
+        if entry is None:
+            self._journal.unlink(missing_ok=True)
+            for temp in self._temps.values():
+                temp.unlink(missing_ok=True)
+            return
+        for kind in KINDS:
+            temp = self._temps[kind]
+            if temp.is_file() and sha256(temp.read_bytes()) == entry.sha256(kind):
+                os.replace(temp, self.paths[kind])
+            else:
+                temp.unlink(missing_ok=True)
+        self._sync_folder()
+        self.journal = entry
+
+    def publish(self, contents: dict[str, tuple[bytes, int]]) -> list[PublishedFile]:
+        """{kind: (bytes, data rows)}: both written and synced, journalled, then renamed."""
+        for path in self.paths.values():
+            if path.exists() and not path.is_file():
+                raise PairPathError(f"{path} exists and is not a regular file")
+        try:
+            for kind, temp in self._temps.items():
+                _write_synced(temp, contents[kind][0])
+            version = PairVersion(*(sha256(contents[k][0]) for k in ("summary", "needs")))
+            staged = self._journal.with_suffix(".journal.part")
+            _write_synced(staged, json.dumps(version.__dict__).encode())
+            os.replace(staged, self._journal)
+            _sync(self.book)
+        except OSError:
+            for temp in (*self._temps.values(), self._journal.with_suffix(".journal.part")):
+                temp.unlink(missing_ok=True)
+            self._journal.unlink(missing_ok=True)
+            raise
+        for kind in KINDS:
+            os.replace(self._temps[kind], self.paths[kind])
+        self._sync_folder()
+        self.journal = version
+        return [
+            PublishedFile(kind, self.paths[kind], len(content), sha256(content), rows)
+            for kind, (content, rows) in contents.items()
+        ]
+
+    def read(self) -> PairBytes:
+        contents = {}
+        for kind, path in self.paths.items():
+            if not path.is_file():
+                raise PairPathError(f"{path} is missing or not a regular file")
+            contents[kind] = path.read_bytes()
+        return PairBytes(dict(self.paths), contents, self.journal)
+
+    def recorded(self) -> None:
+        """The publish on disk is recorded: its journal is no longer needed."""
+        if self.journal is not None:
+            self._journal.unlink(missing_ok=True)
+            self.journal = None
+
+
+class PairStore:
+    """Published pairs under `COUNTS_EXPORT_DIR`."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @contextlib.contextmanager
+    def locked(self, org_id: str, period: str) -> Iterator[PairHandle]:
+        """The pair under its lock, repaired first. The lock waits for another holder."""
+        handle = PairHandle(self, org_id, period)
+        for folder in (handle.folder, handle.book):
+            if folder.exists() and not folder.is_dir():
+                raise PairPathError(f"{folder} exists and is not a folder")
+            folder.mkdir(parents=True, exist_ok=True)
+        with open(handle.lock_path, "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                handle.repair()
+                yield handle
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _read_journal(path: Path) -> PairVersion | None:
+    try:
+        entry = json.loads(path.read_bytes())
+        return PairVersion(entry["summary_sha256"], entry["needs_sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None  # no journal (or one that never finished its rename): nothing to finish
+
+
+def _sync(folder: Path) -> None:
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_synced(path: Path, content: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(content)
+        handle.flush()
+        os.fsync(handle.fileno())

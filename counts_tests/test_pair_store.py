@@ -1,0 +1,188 @@
+"""Pairs on disk: publishing survives a process killed at any instant (real SIGKILL), two
+processes publishing one pair at once never leave or show a mixed pair, and a pair that cannot
+be written fails alone, leaving the previous pair and no temporary file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from counts_assets.pairs.store import PairPathError, PairStore, sha256
+
+ORG, DAY = "gatewayorg", "2026-10-15"
+
+
+def contents(tag: str) -> dict[str, tuple[bytes, int]]:
+    return {
+        "summary": (f"summary {tag}\n".encode(), 1),
+        "needs": (f"needs {tag}\n".encode(), 1),
+    }
+
+
+def publish(root: Path, tag: str) -> None:
+    with PairStore(root).locked(ORG, DAY) as pair:
+        pair.publish(contents(tag))
+        pair.recorded()
+
+
+def on_disk(root: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in (root / ORG / "daily").iterdir()}
+
+
+def tag_of(pair_contents: dict[str, bytes]) -> set[str]:
+    return {content.decode().split()[1] for content in pair_contents.values()}
+
+
+CHILD = textwrap.dedent(
+    """
+    import os, signal, sys
+    from pathlib import Path
+    from counts_assets.pairs import store
+
+    root, kill_at = Path(sys.argv[1]), sys.argv[2]
+    real_replace = os.replace
+    renamed = []
+
+    def replace(src, dst):
+        if kill_at == "before-journal" and str(dst).endswith(".journal"):
+            os.kill(os.getpid(), signal.SIGKILL)
+        real_replace(src, dst)
+        if str(dst).endswith(".csv"):
+            renamed.append(dst)
+            if kill_at == "between-renames" and len(renamed) == 1:
+                os.kill(os.getpid(), signal.SIGKILL)
+            if kill_at == "before-record" and len(renamed) == 2:
+                os.kill(os.getpid(), signal.SIGKILL)
+
+    store.os.replace = replace
+    with store.PairStore(root).locked("gatewayorg", "2026-10-15") as pair:
+        pair.publish({"summary": (b"summary new\\n", 1), "needs": (b"needs new\\n", 1)})
+        pair.recorded()
+    """
+)
+
+
+def killed_publish(root: Path, kill_at: str) -> None:
+    child = subprocess.run([sys.executable, "-c", CHILD, str(root), kill_at], check=False)
+    assert child.returncode == -signal.SIGKILL
+
+
+@pytest.mark.parametrize(
+    ("kill_at", "after_repair", "journal_left"),
+    [
+        ("before-journal", "old", False),  # temps written, never vouched for: rolled back
+        ("between-renames", "new", True),  # File 2 renamed, File 1 not: rolled forward
+        ("before-record", "new", True),  # both renamed, not recorded: the journal vouches
+    ],
+)
+def test_a_publish_killed_at_any_instant_is_repaired_by_the_next_look(
+    tmp_path, kill_at, after_repair, journal_left
+):
+    publish(tmp_path, "old")
+    killed_publish(tmp_path, kill_at)
+    with PairStore(tmp_path).locked(ORG, DAY) as pair:
+        found = pair.read()
+        assert tag_of(found.contents) == {after_repair}
+        assert (found.journal is not None) == journal_left
+        if found.journal is not None:
+            assert found.journal == found.version
+        pair.recorded()
+    assert sorted(on_disk(tmp_path)) == [
+        f"{ORG}_daily_{DAY}_needs.csv",
+        f"{ORG}_daily_{DAY}_summary.csv",
+    ]  # no temporary file left
+    assert not list((tmp_path / ".pairs").rglob("*.journal"))
+
+
+PUBLISHER = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from counts_assets.pairs.store import PairStore
+
+    root, name, rounds = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    for i in range(rounds):
+        tag = f"{name}{i}"
+        with PairStore(root).locked("gatewayorg", "2026-10-15") as pair:
+            pair.publish({"summary": (f"summary {tag}\\n".encode(), 1),
+                          "needs": (f"needs {tag}\\n".encode(), 1)})
+            pair.recorded()
+    """
+)
+
+
+def test_two_processes_publishing_one_pair_never_mix_it(tmp_path):
+    publish(tmp_path, "start")
+    writers = [
+        subprocess.Popen([sys.executable, "-c", PUBLISHER, str(tmp_path), name, "150"])
+        for name in ("a", "b")
+    ]
+    reads, mixed = 0, 0
+    while any(w.poll() is None for w in writers):
+        with PairStore(tmp_path).locked(ORG, DAY) as pair:
+            mixed += len(tag_of(pair.read().contents)) != 1
+            reads += 1
+    assert [w.wait() for w in writers] == [0, 0]
+    final = on_disk(tmp_path)
+    assert reads > 0 and mixed == 0 and len(tag_of(final)) == 1 and len(final) == 2
+
+
+def test_a_folder_at_a_file_path_fails_that_pair_and_keeps_nothing_half_done(tmp_path):
+    publish(tmp_path, "old")
+    summary = tmp_path / ORG / "daily" / f"{ORG}_daily_{DAY}_summary.csv"
+    summary.unlink()
+    summary.mkdir()
+    with (
+        pytest.raises(PairPathError, match=str(summary)),
+        PairStore(tmp_path).locked(ORG, DAY) as pair,
+    ):
+        pair.publish(contents("new"))
+    assert tag_of({"needs": on_disk(tmp_path)[f"{ORG}_daily_{DAY}_needs.csv"]}) == {"old"}
+    assert not [p for p in (tmp_path / ORG / "daily").iterdir() if p.name.endswith(".part")]
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 64 KiB tmpfs (needs root; skipped where mounting is not allowed)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
+        capture_output=True,
+        check=False,
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    yield disk
+    subprocess.run(["umount", str(disk)], check=True)
+
+
+def test_a_full_disk_fails_the_pair_and_keeps_the_previous_one(tiny_disk):
+    publish(tiny_disk, "old")
+    before = on_disk(tiny_disk)
+    big = {"summary": (b"x" * 40_000, 1), "needs": (b"y" * 40_000, 1)}
+    with pytest.raises(OSError) as error, PairStore(tiny_disk).locked(ORG, DAY) as pair:
+        pair.publish(big)
+    assert "No space left" in str(error.value)
+    assert on_disk(tiny_disk) == before  # the previous pair, whole; no temporary file
+    assert not list((tiny_disk / ".pairs").rglob("*.journal*"))
+    publish(tiny_disk, "later")  # space is back for a pair that fits
+    assert tag_of(on_disk(tiny_disk)) == {"later"}
+
+
+def test_journal_names_both_files_by_sha256(tmp_path):
+    with PairStore(tmp_path).locked(ORG, DAY) as pair:
+        pair.publish(contents("v1"))
+        journal = json.loads(next((tmp_path / ".pairs").rglob("*.journal")).read_text())
+    assert journal == {
+        "summary_sha256": sha256(b"summary v1\n"),
+        "needs_sha256": sha256(b"needs v1\n"),
+    }
+    assert os.path.exists(tmp_path / ".pairs" / ORG / "daily" / f"{DAY}.lock")
