@@ -33,7 +33,7 @@ def publish(root: Path, tag: str) -> None:
 
 
 def on_disk(root: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in (root / ORG / "daily").iterdir()}
+    return {p.name: p.read_bytes() for p in (root / ORG / "daily").iterdir() if p.is_file()}
 
 
 def tag_of(pair_contents: dict[str, bytes]) -> set[str]:

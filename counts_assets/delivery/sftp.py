@@ -158,21 +158,17 @@ class SftpConnection:
             self._folders.add(folder)
 
     def _put_checked(self, path: str, content: bytes) -> None:
-        sftp = self.sftp
+        """Writes the file, then reads it back through the same handle (one open)."""
         try:
-            with sftp.open(path, "wb") as handle:
+            with self.sftp.open(path, "w+b") as handle:
                 handle.set_pipelined(True)
                 handle.write(content)
+                handle.seek(0)
+                echoed = handle.read(len(content) + 1)
         except OSError as exc:
             exc.filename = exc.filename or path
             raise
-        with sftp.open(path, "rb") as handle:
-            handle.prefetch(len(content))
-            echoed = handle.read()
-        if (
-            len(echoed) != len(content)
-            or hashlib.sha256(echoed).digest() != hashlib.sha256(content).digest()
-        ):
+        if echoed != content:
             raise DeliveryError(f"{path} did not read back as written", transient=True)
 
     def send(self, remote_dir: str, files: Sequence[tuple[str, bytes]]) -> list[Receipt]:

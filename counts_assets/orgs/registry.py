@@ -29,7 +29,11 @@ class Registry:
     errors: list[OrgFileError] = field(default_factory=list)
 
 
-class _TextLoader(yaml.BaseLoader):
+# libyaml's parser where it is installed (the same rules, several times faster).
+_Base = getattr(yaml, "CBaseLoader", yaml.BaseLoader)
+
+
+class _TextLoader(_Base):
     """BaseLoader keeps every scalar as the characters written (no YAML 1.1 booleans,
     integers, sexagesimals or dates); duplicate keys are refused instead of silently dropped."""
 
@@ -78,10 +82,35 @@ def _field_name(location: tuple) -> str:
     return ".".join(str(part) for part in location) or "(file)"
 
 
+_cache: dict[tuple[str, dt.date], tuple[tuple, Registry]] = {}
+
+
 def load_registry(directory: Path, first_date: dt.date) -> Registry:
+    """The registry, parsed again only when a file in the folder was added, removed or
+    changed (name, size, modification time): sensors and runs call this at every tick."""
+    paths = sorted(directory.glob("*.yaml"))
+    stamp = tuple(_file_stamp(path) for path in paths)
+    key = (str(directory.resolve()), first_date)
+    cached = _cache.get(key)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    registry = _parse_registry(paths, first_date)
+    _cache[key] = (stamp, registry)
+    return registry
+
+
+def _file_stamp(path: Path) -> tuple:
+    try:
+        info = path.stat()
+    except OSError:
+        return (path.name, None)
+    return (path.name, info.st_size, info.st_mtime_ns, info.st_ino)
+
+
+def _parse_registry(paths: list[Path], first_date: dt.date) -> Registry:
     registry = Registry()
     parsed: dict[str, list[tuple[str, Organization]]] = {}
-    for path in sorted(directory.glob("*.yaml")):
+    for path in paths:
         shown = str(path)
         try:
             org = parse_org_file(path)
