@@ -66,6 +66,9 @@ def pair_label(cadence: Cadence, partition: str) -> str:
 
 @dataclass
 class PairJob:
+    """One pair of a delivery run, with what the instance and the disk say about it."""
+
+    org_id: str
     cadence: Cadence
     partition: str
     period: str
@@ -84,7 +87,7 @@ def _pair_jobs(batch: DeliveryBatch, org: Organization) -> list[PairJob]:
         start = dt.date.fromisoformat(period + "-01" if cadence.monthly else period)
         first, last = period_bounds(start, cadence.monthly)
         key = str(partition_key(cadence.monthly, batch.org_id, first))
-        jobs.append(PairJob(cadence, key, period, max(first, org.share_from), last))
+        jobs.append(PairJob(batch.org_id, cadence, key, period, max(first, org.share_from), last))
     return jobs
 
 
@@ -138,6 +141,75 @@ def _refuse(context, job: PairJob, reason: str, previous: dict, **extra) -> str:
     return f"{job.partition}: {reason}"
 
 
+def _read_verified(context, store: PairStore, job: PairJob, previous: dict) -> str | None:
+    """Reads the pair under its lock (repairing it first) and checks it is the pair published.
+    Returns why it is refused, or None."""
+    try:
+        with store.locked(job.org_id, job.period) as pair:
+            job.disk = pair.read()
+            journal = job.disk.journal
+            if journal is not None:
+                if journal == job.disk.version != job.published.version:
+                    _record_recovered(context, job, job.disk)
+                    job.published = Published(job.disk.version, 0, {})
+                pair.recorded()
+    except OSError as exc:
+        return _refuse(context, job, f"cannot read the pair: {exc}", previous)
+    found, expected = job.disk.version, job.published.version
+    for kind in ("summary", "needs"):
+        if found.sha256(kind) == expected.sha256(kind):
+            continue
+        path = str(job.disk.paths[kind])
+        context.log_event(
+            dg.AssetCheckEvaluation(
+                asset_key=job.cadence.summary,
+                check_name=CHECK_INTACT,
+                passed=False,
+                metadata={
+                    "partition": job.partition,
+                    "path": path,
+                    "expected_sha256": expected.sha256(kind),
+                    "found_sha256": found.sha256(kind),
+                },
+            )
+        )
+        return _refuse(
+            context,
+            job,
+            f"{path} is not the file published (edited or truncated on disk): expected "
+            f"SHA-256 {expected.sha256(kind)}, found {found.sha256(kind)}; make the period "
+            "again to publish it anew",
+            previous,
+            path=path,
+        )
+    return None
+
+
+def _validated(context, jobs: list[PairJob], previous: dict, refused: list[str]) -> list[PairJob]:
+    """The pairs that pass the schemas as read from disk, validated in one pass."""
+    failures = validate_published_pairs(
+        [
+            PairOnDisk(
+                job.org_id,
+                job.period,
+                job.first_day.isoformat(),
+                job.last_day.isoformat(),
+                job.disk.contents["summary"],
+                job.disk.contents["needs"],
+            )
+            for job in jobs
+        ]
+    )
+    passed = []
+    for job in jobs:
+        lines = failures.get((job.org_id, job.period))
+        if lines:
+            refused.append(_refuse(context, job, "fails validation: " + "; ".join(lines), previous))
+        else:
+            passed.append(job)
+    return passed
+
+
 @dg.op(
     name="deliver_pairs",
     pool=SFTP_POOL,
@@ -163,98 +235,30 @@ def deliver_pairs(
         return
 
     place = delivery.place(org.remote_dir)
-    for cadence in (DAILY, MONTHLY):
-        mine = [j for j in jobs if j.cadence is cadence]
-        published = published_versions(context.instance, cadence, [j.partition for j in mine])
-        delivered = delivered_versions(context.instance, cadence, [j.partition for j in mine])
-        for job in mine:
-            job.published = published.get(job.partition)
-            job.delivered = delivered.get(job.partition)
-
-    refused: list[str] = []
+    _load_versions(context.instance, jobs)
     store = PairStore(export_files.root)
-    to_check: list[PairJob] = []
+    refused: list[str] = []
+    to_check = []
     for job in jobs:
         if job.published is None:
             continue  # the period made no file: nothing to deliver
-        try:
-            with store.locked(config.org_id, job.period) as pair:
-                job.disk = pair.read()
-                journal = job.disk.journal
-                if journal is not None:
-                    if journal == job.disk.version != job.published.version:
-                        _record_recovered(context, job, job.disk)
-                        job.published = Published(job.disk.version, 0, {})
-                    pair.recorded()
-        except OSError as exc:
-            refused.append(_refuse(context, job, f"cannot read the pair: {exc}", previous))
-            continue
-        found, expected = job.disk.version, job.published.version
-        if found != expected:
-            for kind in ("summary", "needs"):
-                if found.sha256(kind) != expected.sha256(kind):
-                    path = str(job.disk.paths[kind])
-                    context.log_event(
-                        dg.AssetCheckEvaluation(
-                            asset_key=job.cadence.summary,
-                            check_name=CHECK_INTACT,
-                            passed=False,
-                            metadata={
-                                "partition": job.partition,
-                                "path": path,
-                                "expected_sha256": expected.sha256(kind),
-                                "found_sha256": found.sha256(kind),
-                            },
-                        )
-                    )
-                    refused.append(
-                        _refuse(
-                            context,
-                            job,
-                            f"{path} is not the file published (edited or truncated on disk): "
-                            f"expected SHA-256 {expected.sha256(kind)}, found "
-                            f"{found.sha256(kind)}; make the period again to publish it anew",
-                            previous,
-                            path=path,
-                        )
-                    )
-                    break
-            continue
-        if (
-            job.delivered is not None
-            and job.delivered.version == expected
-            and job.delivered.target == place
+        refusal = _read_verified(context, store, job, previous)
+        if refusal:
+            refused.append(refusal)
+        elif (
+            job.delivered
+            and job.delivered.version == job.published.version
+            and (job.delivered.target == place)
         ):
-            _record(context, job, place, None, job.delivered)
-            continue
-        to_check.append(job)
-
-    failures = validate_published_pairs(
-        [
-            PairOnDisk(
-                config.org_id,
-                job.period,
-                job.first_day.isoformat(),
-                job.last_day.isoformat(),
-                job.disk.contents["summary"],
-                job.disk.contents["needs"],
-            )
-            for job in to_check
-        ]
-    )
-    sendable = []
-    for job in to_check:
-        lines = failures.get((config.org_id, job.period))
-        if lines:
-            refused.append(_refuse(context, job, "fails validation: " + "; ".join(lines), previous))
+            _record(context, job, place, None)  # already there: nothing is sent
         else:
-            sendable.append(job)
+            to_check.append(job)
+    sendable = _validated(context, to_check, previous, refused)
 
-    target = delivery.target()
     sent = 0
     try:
         for job, receipts in send_batch(
-            target,
+            delivery.target(),
             sendable,
             lambda j: (
                 org.remote_dir,
@@ -282,11 +286,25 @@ def deliver_pairs(
         )
 
 
-def _record(context, job: PairJob, place: str, receipts, previous: Delivered | None = None):
-    """The ledger entry of one pair: delivered now, or already there."""
+def _load_versions(instance: dg.DagsterInstance, jobs: list[PairJob]) -> None:
+    """Newest published version and last delivery of every pair: a few queries per cadence."""
+    for cadence in (DAILY, MONTHLY):
+        partitions = [j.partition for j in jobs if j.cadence is cadence]
+        if not partitions:
+            continue
+        published = published_versions(instance, cadence, partitions)
+        delivered = delivered_versions(instance, cadence, partitions)
+        for job in jobs:
+            if job.cadence is cadence:
+                job.published = published.get(job.partition)
+                job.delivered = delivered.get(job.partition)
+
+
+def _record(context, job: PairJob, place: str, receipts: dict | None) -> None:
+    """The ledger entry of one pair: delivered now, or (no receipts) already there."""
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    previous = job.delivered
     if receipts is None:
-        assert previous is not None
         meta = {
             "status": "unchanged",
             "target": place,
@@ -302,10 +320,10 @@ def _record(context, job: PairJob, place: str, receipts, previous: Delivered | N
                 f"{kind}_size_bytes": receipt.size,
                 f"{kind}_sha256": receipt.sha256,
             }
-        old = job.delivered
         meta["replaced"] = (
-            f"{old.version.summary_sha256[:12]}/{old.version.needs_sha256[:12]} at {old.target}"
-            if old
+            f"{previous.version.summary_sha256[:12]}/{previous.version.needs_sha256[:12]} "
+            f"at {previous.target}"
+            if previous
             else ""
         )
     context.log_event(
