@@ -17,12 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 import sqlalchemy as sa
-from pydantic import ValidationError
 
 from counts_assets import settings
 from counts_assets.exports.periods import plan_targets, targets_frame
 from counts_assets.orgs.models import Organization, normalize_text
-from counts_assets.orgs.registry import load_registry, parse_org_file
+from counts_assets.orgs.registry import check_org_file, load_registry
 from counts_assets.rules.inclusion import select_included, with_call_dates
 from counts_assets.rules.text import as_text, matching_form
 from counts_assets.source.reader import read_source
@@ -104,10 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=90, help="how far back to look")
     args = parser.parse_args(argv)
 
-    try:
-        org = parse_org_file(args.org_file)
-    except (ValidationError, ValueError, OSError) as exc:
-        print(f"{args.org_file}: not a valid organization file:\n{exc}")
+    org, errors = check_org_file(args.org_file, settings.first_date())
+    if org is None:
+        print(f"{args.org_file}: not a valid organization file:")
+        for error in errors:
+            print(f"  {error}")
         return 1
     clashes = [
         e

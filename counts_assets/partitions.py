@@ -22,10 +22,12 @@ daily_partitions = dg.MultiPartitionsDefinition(
         "org": orgs_partitions,
     }
 )
+# Likewise the current month in UTC is a partition: a month that has ended east of UTC (Guam,
+# Auckland, Kiritimati) must be requestable before it ends in UTC.
 monthly_partitions = dg.MultiPartitionsDefinition(
     {
         "month": dg.MonthlyPartitionsDefinition(
-            start_date=settings.first_date().replace(day=1).isoformat()
+            start_date=settings.first_date().replace(day=1).isoformat(), end_offset=1
         ),
         "org": orgs_partitions,
     }

@@ -122,7 +122,7 @@ def test_org_without_a_valid_file_fails_only_with_a_clear_reason(platform):
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     message = failure.step_failure_data.user_failure_data.description
     assert "badorg: no valid organization file in the registry" in message
-    assert "badorg.yaml: timezone: Field required" in message
+    assert "badorg.yaml: timezone: required, missing" in message
     # The other orgs of the run are still published and materialized.
     assert (export_dir / "testorg/daily/testorg_daily_2026-03-08_summary.csv").exists()
     assert materialization(instance, "daily_summary_file", "2026-03-08|otherorg")["status"] == (

@@ -339,3 +339,27 @@ def test_a_thousand_pending_pairs_go_out_in_bounded_batches(tmp_path):
         outbox = remote_files(tmp_path / "outbox")
         assert len(outbox) == 2 * published  # none lost, none twice (same names)
         assert runs == sum(-(-n // 150) for n in per_org.values())
+
+
+def test_deliveries_recorded_per_file_by_earlier_versions_still_count(sftp_platform):
+    platform, base = sftp_platform
+    assert platform.run("daily_export_job", DAY).success
+    target = platform.resources["delivery"].target().describe()
+    for kind in ("summary", "needs"):
+        (published,) = events(platform, f"daily_{kind}_file", DAY)
+        platform.instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                f"daily_{kind}_delivery",
+                partition=DAY,
+                metadata={
+                    "status": "delivered",
+                    "target": target,
+                    "location": f"{target}/testorg/testorg_daily_2026-03-08_{kind}.csv",
+                    "sha256": published["sha256"],
+                },
+            )
+        )
+    assert tick(platform) == []  # already at this place: nothing to send
+    platform.set_delivery(url=platform.resources["delivery"].url + "-elsewhere")
+    (request,) = tick(platform)  # a new place: pending there
+    assert pairs_of(request) == ["daily/2026-03-08"]

@@ -66,7 +66,7 @@ def test_unknown_key_is_an_error_naming_file_and_field(tmp_path):
         {"bad.yaml": GOOD + "colour: blue\n", "good.yaml": GOOD.replace("gateway211", "other211")},
     )
     assert list(registry.orgs) == ["other211"]
-    assert _errors(registry) == [("bad.yaml", "colour", "Extra inputs are not permitted")]
+    assert _errors(registry) == [("bad.yaml", "colour", "unknown key")]
 
 
 def test_each_bad_field_is_named(tmp_path):
@@ -135,9 +135,10 @@ def test_unreadable_yaml_and_duplicate_keys_are_reported(tmp_path):
         {"a.yaml": "id: [unclosed\n", "b.yaml": GOOD + "name: again\n", "c.yaml": "- a list\n"},
     )
     errors = _errors(registry)
+    # YAML errors name the line (1-based) where the problem is.
     assert [(p, f) for p, f, _ in errors] == [
-        ("a.yaml", "(file)"),
-        ("b.yaml", "(file)"),
+        ("a.yaml", "line 2"),
+        ("b.yaml", "line 8"),
         ("c.yaml", "(file)"),
     ]
     assert "duplicate key 'name'" in errors[1][2]
@@ -146,4 +147,6 @@ def test_unreadable_yaml_and_duplicate_keys_are_reported(tmp_path):
 
 def test_only_yaml_files_are_read(tmp_path):
     registry = _load(tmp_path, {"a.yaml": GOOD, "notes.txt": "not an org", "b.yml": GOOD})
-    assert list(registry.orgs) == ["gateway211"] and registry.errors == []
+    # A `.yml` file is not read, but reported: someone meant it as an organization file.
+    assert list(registry.orgs) == ["gateway211"]
+    assert _errors(registry) == [("b.yml", "(file)", "not read: name it <id>.yaml, not .yml")]

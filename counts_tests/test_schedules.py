@@ -6,10 +6,10 @@ import datetime as dt
 
 import dagster as dg
 import pytest
-from dagster._core.storage.tags import SCHEDULE_NAME_TAG
 
 from counts_assets.automation.due import due_days, due_months
 from counts_assets.automation.schedules import (
+    SCHEDULE_NAME_TAG,
     daily_export_schedule,
     monthly_reconciliation_schedule,
 )
@@ -207,3 +207,55 @@ def test_monthly_schedule_on_the_first_in_each_zone_once(automation):
         evaluate(monthly_reconciliation_schedule, instance, registry, "2026-11-02T11:00:00+00:00")
         == []
     )
+
+
+# "Requested once" counts every run: materialized by any run, queued or in progress, or failed
+# less than an hour ago.
+
+
+def test_a_partition_made_by_any_run_is_not_requested(automation):
+    instance, registry = automation
+    for status in ("published", "skipped"):
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                "daily_summary_file",
+                partition=f"2026-10-0{1 if status == 'published' else 2}|chicago211",
+                metadata={"status": status},
+            )
+        )
+    instance.report_runless_asset_event(
+        dg.AssetMaterialization(
+            "daily_summary_file",
+            partition="2026-10-01|newyork211",
+            metadata={"status": "not_ended"},  # made too early: wrote no file, still due
+        )
+    )
+    requested = evaluate(daily_export_schedule, instance, registry, "2026-10-03T12:00:00+00:00")
+    assert "2026-10-01|chicago211" not in requested
+    assert "2026-10-02|chicago211" not in requested
+    assert "2026-10-01|newyork211" in requested
+
+
+def test_a_partition_in_a_running_backfill_is_not_requested(automation):
+    instance, registry = automation
+    job = defs.resolve_job_def("daily_export_job")
+    instance.create_run_for_job(
+        job_def=job,
+        tags={
+            "dagster/asset_partition_range_start": "2026-09-25|chicago211",
+            "dagster/asset_partition_range_end": "2026-10-02|newyork211",
+        },
+    )
+    requested = evaluate(daily_export_schedule, instance, registry, "2026-10-03T12:00:00+00:00")
+    assert requested == ["2026-10-01|honolulu211", "2026-10-02|honolulu211"]
+
+
+def test_a_failed_partition_is_requested_again_at_most_once_an_hour(automation):
+    instance, registry = automation
+    first = evaluate(daily_export_schedule, instance, registry, "2026-10-03T12:00:00+00:00")
+    assert "2026-10-02|chicago211" in first
+    for run in instance.get_runs():
+        instance.report_run_failed(run)
+    again = "2026-10-03T12:45:00+00:00", "2026-10-03T13:00:00+00:00"
+    assert evaluate(daily_export_schedule, instance, registry, again[0]) == []
+    assert evaluate(daily_export_schedule, instance, registry, again[1]) == first

@@ -19,9 +19,7 @@ from counts_assets.delivery.ledger import (
     Delivered,
     Published,
     delivered_versions,
-    latest_records,
     ledger_key,
-    metadata_of,
     published_versions,
 )
 from counts_assets.delivery.resource import DeliveryResource
@@ -31,6 +29,7 @@ from counts_assets.exports.periods import period_bounds, period_label
 from counts_assets.orgs.models import Organization
 from counts_assets.pairs.store import PairBytes, PairStore
 from counts_assets.partitions import partition_key, split_key
+from counts_assets.records import latest_records, metadata_of
 from counts_assets.resources import ExportFiles, OrgRegistry
 from counts_assets.validation.gate import PairOnDisk, validate_published_pairs
 

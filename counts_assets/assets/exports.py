@@ -6,6 +6,7 @@ published together or not at all. Intermediate frames are not persisted: they ho
 from the CRM, which have no business being copied into Dagster's storage. Each partition still
 gets its own materialization of each asset, with its own metadata."""
 
+import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,12 @@ import dagster as dg
 import pandas as pd
 
 from counts_assets.assets.metadata import file_metadata, findings_counts, markdown_table
-from counts_assets.exports.periods import Target, period_start, plan_targets
+from counts_assets.exports.periods import (
+    Target,
+    period_start,
+    plan_targets,
+    split_open_periods,
+)
 from counts_assets.exports.reconciliation import diff_for_month
 from counts_assets.exports.run import RunOutcome, build_run, publish_pairs
 from counts_assets.partitions import (
@@ -45,6 +51,11 @@ class Cadence:
 
 DAILY = Cadence("daily", daily_partitions)
 MONTHLY = Cadence("monthly", monthly_partitions)
+
+# The status of a materialization that made no file: before share_from (final), or a period
+# that had not yet ended (made again once it has).
+STATUS_SKIPPED = "skipped"
+STATUS_NOT_ENDED = "not_ended"
 
 CHECK_UNREADABLE = "source_values_readable"
 CHECK_UNMAPPED = "demographic_answers_mapped"
@@ -182,6 +193,9 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
         can_subset=False,
         group_name=group,
         backfill_policy=dg.BackfillPolicy.single_run(),
+        # A store or disk error may pass: retried. Deterministic failures (validation, an org
+        # file, the store's schema) raise a Failure that bypasses this policy.
+        retry_policy=dg.RetryPolicy(max_retries=2, delay=60, backoff=dg.Backoff.EXPONENTIAL),
     )
     def export_files(
         context: dg.AssetExecutionContext,
@@ -193,7 +207,10 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
         registry = org_registry.load()
         known = [(org, start) for org, start in requested if org in registry.orgs]
         unknown = sorted({org for org, _ in requested if org not in registry.orgs})
-        targets, skipped = plan_targets(known, registry.orgs, cadence.monthly)
+        ended, still_open = split_open_periods(
+            known, registry.orgs, cadence.monthly, dt.datetime.now(dt.UTC)
+        )
+        targets, skipped = plan_targets(ended, registry.orgs, cadence.monthly)
         outcome = _export(context, source, export_files, registry.orgs, targets)
 
         counts = findings_counts(outcome.frames.findings)
@@ -201,16 +218,19 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
             target = result.target
             extra = _reconciliation(export_files, outcome, target) if cadence.monthly else {}
             yield from _materializations(cadence, outcome, target, counts, extra)
-        for (org_id, period), reason in skipped.items():
+        without_file = [(k, STATUS_SKIPPED, r) for k, r in skipped.items()]
+        without_file += [(k, STATUS_NOT_ENDED, r) for k, r in still_open.items()]
+        for (org_id, period), status, reason in without_file:
             key = partition_key(cadence.monthly, org_id, period_start(period))
             for asset_key in (cadence.raw, cadence.mapped, *cadence.file_keys.values()):
                 yield dg.AssetMaterialization(
                     asset_key=asset_key,
                     partition=key,
-                    metadata={"status": "skipped", "reason": reason},
+                    metadata={"status": status, "reason": reason},
                 )
         context.log.info(
             f"{len(targets)} file pairs planned, {len(skipped)} periods before share_from, "
+            f"{len(still_open)} not yet ended, "
             f"{sum(1 for f in outcome.files.values() if f.published)} pairs published"
         )
         _log_findings(context, outcome)
@@ -227,9 +247,12 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
             for line in lines
         ]
         if problems:
+            # Validation and configuration fail the same way again; a disk error may pass.
+            may_pass = any(f.retryable for f in outcome.files.values())
             raise dg.Failure(
                 description="Not published (the previous files stay):\n" + "\n".join(problems),
                 metadata={"failed": len(problems)},
+                allow_retries=may_pass,
             )
 
     return export_files

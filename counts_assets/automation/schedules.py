@@ -1,32 +1,69 @@
 """`daily_export_schedule` and `monthly_reconciliation_schedule` (contract §7).
 
 A schedule has one cron, so both evaluate every 15 minutes and decide due-ness per org inside.
-Dagster only de-duplicates a schedule's run keys within one tick, so "never twice" is kept
-here: each request carries a `counts/request` tag, and keys already on a run of the schedule
-are not requested again (a failed run is retried by Dagster's run retries, not re-requested)."""
+"Requested once" counts every run, not only the schedule's own: a due partition is not
+requested when its files already have a materialization (from any run, even one that wrote no
+file because of share_from), when a run for it is queued or in progress, or when this schedule
+requested it less than an hour ago. So a partition whose last run failed is requested again at
+most once an hour while it is inside the look-back window."""
 
 import datetime as dt
 
 import dagster as dg
-from dagster._core.storage.tags import SCHEDULE_NAME_TAG
 
 from counts_assets import settings
-from counts_assets.automation.due import DAILY_LOOKBACK, MONTHLY_LOOKBACK, due_days, due_months
+from counts_assets.assets.exports import DAILY, MONTHLY, STATUS_NOT_ENDED
+from counts_assets.automation.due import due_days, due_months
+from counts_assets.automation.runs import in_flight_runs, partitions_of
 from counts_assets.jobs import daily_export_job, monthly_reconciliation_job
 from counts_assets.partitions import ORGS_PARTITION_SET, partition_key
+from counts_assets.records import latest_records, metadata_of
 from counts_assets.resources import OrgRegistry
 
 REQUEST_TAG = "counts/request"
+REQUESTED_AT_TAG = "counts/requested_at"
+SCHEDULE_NAME_TAG = "dagster/schedule_name"  # Dagster's tag on the runs a schedule requests
 EVERY_15_MINUTES = "*/15 * * * *"
+REQUEST_AGAIN_AFTER = dt.timedelta(hours=1)
 
 
 def already_requested(
     instance: dg.DagsterInstance, schedule_name: str, since: dt.datetime
 ) -> set[str]:
+    """Keys this schedule requested after `since` (by the tick's own time)."""
     records = instance.get_run_records(
         dg.RunsFilter(tags={SCHEDULE_NAME_TAG: schedule_name}, created_after=since)
     )
-    return {r.dagster_run.tags[REQUEST_TAG] for r in records if REQUEST_TAG in r.dagster_run.tags}
+    keys = set()
+    for record in records:
+        tags = record.dagster_run.tags
+        requested_at = tags.get(REQUESTED_AT_TAG)
+        if REQUEST_TAG in tags and (
+            requested_at is None or dt.datetime.fromisoformat(requested_at) > since
+        ):
+            keys.add(tags[REQUEST_TAG])
+    return keys
+
+
+def taken_care_of(
+    instance: dg.DagsterInstance, monthly: bool, job_name: str, due: list[str]
+) -> set[str]:
+    """Due partitions already materialized by any run (a materialization that waited for the
+    period to end does not count), or covered by a queued or in-progress run."""
+    cadence = MONTHLY if monthly else DAILY
+    made = {
+        partition
+        for partition, record in latest_records(instance, cadence.summary, due).items()
+        if metadata_of(record).get("status") != STATUS_NOT_ENDED
+    }
+    busy: set[str] = set()
+    for run in in_flight_runs(instance, job_name):
+        busy |= partitions_of(run, cadence.partitions_def, instance)
+        request = run.tags.get(REQUEST_TAG)
+        if request:  # a schedule's request not yet launched carries no partition tags yet
+            _, org_id, start = request.split("|")
+            busy.add(str(partition_key(monthly, org_id, dt.date.fromisoformat(start))))
+    return made | busy
 
 
 def _requests(
@@ -42,19 +79,21 @@ def _requests(
     grace = dt.timedelta(minutes=settings.grace_minutes())
     first = dt.date.fromisoformat(org_registry.first_date)
     due = (due_months if monthly else due_days)(orgs, now, grace, first)
-    memory = dt.timedelta(days=31 * (MONTHLY_LOOKBACK + 1) if monthly else DAILY_LOOKBACK + 3)
-    done = already_requested(context.instance, schedule_name, now - memory)
+    keys = {str(partition_key(monthly, org_id, start)): (org_id, start) for org_id, start in due}
+    job_name = (monthly_reconciliation_job if monthly else daily_export_job).name
+    handled = taken_care_of(context.instance, monthly, job_name, list(keys))
+    recent = already_requested(context.instance, schedule_name, now - REQUEST_AGAIN_AFTER)
     cadence = "monthly" if monthly else "daily"
     requests = []
-    for org_id, start in due:
+    for partition, (org_id, start) in keys.items():
         key = f"{cadence}|{org_id}|{start.isoformat()}"
-        if key in done:
+        if partition in handled or key in recent:
             continue
         requests.append(
             dg.RunRequest(
-                run_key=key,
-                partition_key=partition_key(monthly, org_id, start),
-                tags={REQUEST_TAG: key},
+                run_key=f"{key}|{now.isoformat(timespec='minutes')}",
+                partition_key=partition,
+                tags={REQUEST_TAG: key, REQUESTED_AT_TAG: now.isoformat()},
             )
         )
     if not requests:

@@ -3,17 +3,16 @@ delivered (the ledger). Both are read per asset for many partitions at once, nev
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
 
 import dagster as dg
 
 from counts_assets.assets.exports import DAILY, MONTHLY, Cadence
 from counts_assets.pairs.store import PairVersion
+from counts_assets.records import latest_ids, latest_records, metadata_of
 
 CADENCES = {"daily": DAILY, "monthly": MONTHLY}
-_CHUNK = 500
 
 
 def ledger_key(cadence: Cadence) -> dg.AssetKey:
@@ -26,52 +25,6 @@ def legacy_ledger_keys(cadence: Cadence) -> tuple[dg.AssetKey, dg.AssetKey]:
         dg.AssetKey(f"{cadence.name}_summary_delivery"),
         dg.AssetKey(f"{cadence.name}_needs_delivery"),
     )
-
-
-def metadata_of(record: dg.EventLogRecord) -> dict[str, Any]:
-    event = record.asset_materialization or record.asset_observation
-    return {k: v.value for k, v in event.metadata.items()}
-
-
-def latest_records(
-    instance: dg.DagsterInstance,
-    asset_key: dg.AssetKey,
-    partitions: Iterable[str],
-    observations: bool = False,
-) -> dict[str, dg.EventLogRecord]:
-    """The newest materialization (or observation) of each partition, paged in chunks."""
-    fetch = instance.fetch_observations if observations else instance.fetch_materializations
-    wanted = list(dict.fromkeys(partitions))
-    found: dict[str, dg.EventLogRecord] = {}
-    for start in range(0, len(wanted), _CHUNK):
-        chunk = wanted[start : start + _CHUNK]
-        cursor = None
-        while True:
-            result = fetch(
-                dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=chunk),
-                limit=2 * len(chunk),
-                cursor=cursor,
-                ascending=False,
-            )
-            for record in result.records:
-                found.setdefault(record.partition_key, record)
-            if not result.has_more or all(p in found for p in chunk):
-                break
-            cursor = result.cursor
-    return found
-
-
-def latest_ids(
-    instance: dg.DagsterInstance, asset_key: dg.AssetKey, observations: bool = False
-) -> Mapping[str, int]:
-    """Storage id of the newest materialization (or observation) of every partition: one
-    grouped query over the event index, however long the history."""
-    kind = (
-        dg.DagsterEventType.ASSET_OBSERVATION
-        if observations
-        else dg.DagsterEventType.ASSET_MATERIALIZATION
-    )
-    return instance.get_latest_storage_id_by_partition(asset_key, kind)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -65,6 +66,7 @@ def deliver_pending(instance: dg.DagsterInstance) -> None:
     pair is pending."""
     resources = default_resources()
     cursor, pairs, failed = None, 0, 0
+    started = time.perf_counter()
     while True:
         context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
         result = delivery_sensor(context)
@@ -89,7 +91,8 @@ def deliver_pending(instance: dg.DagsterInstance) -> None:
             break  # what failed stays pending; the daemon's sensor retries it
     print(
         f"delivery: {pairs} pairs ({2 * pairs} files) to "
-        f"{resources['delivery'].target().describe()}, {failed} runs failed"
+        f"{resources['delivery'].target().describe()} in {time.perf_counter() - started:.1f}s, "
+        f"{failed} runs failed"
     )
 
 

@@ -62,6 +62,33 @@ def plan_targets(
     return targets, skipped
 
 
+def period_ended(org: Organization, last_day: dt.date, now: dt.datetime) -> bool:
+    """True once the period's last Call Date has ended in the org's time zone."""
+    return last_day < now.astimezone(org.zone).date()
+
+
+def split_open_periods(
+    requested: Iterable[tuple[str, dt.date]],
+    orgs: Mapping[str, Organization],
+    monthly: bool,
+    now: dt.datetime,
+) -> tuple[list[tuple[str, dt.date]], dict[tuple[str, str], str]]:
+    """(periods that have ended, {(org, period): reason} for those that have not): a period
+    still going on in the org's time zone makes no file yet."""
+    ended, still_open = [], {}
+    for org_id, start in requested:
+        first, last = period_bounds(start, monthly)
+        if period_ended(orgs[org_id], last, now):
+            ended.append((org_id, start))
+        else:
+            period = period_label(first, monthly)
+            still_open[(org_id, period)] = (
+                f"no file yet: {period} has not ended in {org_id}'s time zone "
+                f"({orgs[org_id].timezone})"
+            )
+    return ended, still_open
+
+
 def targets_frame(targets: list[Target]) -> pd.DataFrame:
     return pd.DataFrame(
         {

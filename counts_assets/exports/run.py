@@ -14,7 +14,7 @@ from counts_assets.exports.csv_format import csv_lines, header_line
 from counts_assets.exports.layout import FILE_KEY, NEEDS_HEADER, SUMMARY_HEADER
 from counts_assets.exports.periods import Target, targets_frame
 from counts_assets.orgs.models import Organization
-from counts_assets.pairs.store import PairHandle, PairStore, PublishedFile
+from counts_assets.pairs.store import PairHandle, PairPathError, PairStore, PublishedFile
 from counts_assets.source.tables import SourceTables
 from counts_assets.validation.gate import validate_run
 
@@ -33,6 +33,7 @@ class FileOutcome:
     total_needs: int = 0
     rows: dict[str, pd.DataFrame] = field(default_factory=dict)  # kind -> the file's rows
     contents: dict[str, tuple[bytes, int]] = field(default_factory=dict)  # kind -> bytes, rows
+    retryable: bool = False  # failed for a reason that may pass (a disk error)
 
 
 @dataclass
@@ -114,6 +115,7 @@ def publish_pairs(
         except OSError as exc:
             result.published = []
             result.failures.append(f"cannot publish the pair: {exc}")
+            result.retryable = not isinstance(exc, PairPathError)
 
 
 def run_exports(

@@ -23,7 +23,6 @@ Slot = Literal["age", "gender", "ethnicity", "children_in_household", "income_le
 
 ORG_ID_PATTERN = r"^[a-z][a-z0-9_]{1,39}$"
 _SAFE_SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")
-_TRUE_WORDS = {"true", "yes", "on"}
 
 
 def normalize_text(value: str) -> str:
@@ -58,7 +57,7 @@ class InteractionFilter(_Strict):
     def _only_true(cls, value: object) -> bool | None:
         if value is None:
             return None
-        if value is True or (isinstance(value, str) and value.strip().lower() in _TRUE_WORDS):
+        if value is True or (isinstance(value, str) and value.strip() == "true"):
             return True
         raise ValueError(f"only `true` is allowed, got {value!r}")
 

@@ -1,9 +1,14 @@
-"""Loads `$COUNTS_ORGS_DIR/*.yaml`. A bad file is reported (path, field, reason) and skipped;
-the other organizations keep working."""
+"""Loads `$COUNTS_ORGS_DIR/*.yaml`. A bad file is reported (path, field or line, reason) and
+skipped; the other organizations keep working. Files arrive from many centres by ticket, so
+each is checked before YAML expands anything: a regular file, at most 64 KiB, UTF-8, and no
+anchors, aliases or tags (an alias bomb of a few hundred bytes could otherwise take minutes and
+gigabytes to expand)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +33,8 @@ class Registry:
     orgs: dict[str, Organization] = field(default_factory=dict)
     errors: list[OrgFileError] = field(default_factory=list)
 
+
+MAX_ORG_FILE_BYTES = 64 * 1024
 
 # libyaml's parser where it is installed (the same rules, several times faster).
 _Base = getattr(yaml, "CBaseLoader", yaml.BaseLoader)
@@ -70,11 +77,75 @@ def _drop_unset(value: object) -> object:
     return value
 
 
+class OrgFileRejected(ValueError):
+    """An organization file that is not read at all; `where` is a field or `line N`."""
+
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(f"{where}: {reason}")
+        self.where = where
+        self.reason = reason
+
+
+def _read_text(path: Path) -> str:
+    try:
+        info = path.stat()  # follows a link: a link to a regular file counts as that file
+    except FileNotFoundError:
+        raise OrgFileRejected("(file)", "a broken link: it points to nothing") from None
+    except OSError as exc:
+        raise OrgFileRejected("(file)", f"cannot be read ({exc.strerror})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise OrgFileRejected("(file)", "a folder, not an organization file")
+    if not stat.S_ISREG(info.st_mode):
+        raise OrgFileRejected("(file)", "not a regular file")
+    if info.st_size > MAX_ORG_FILE_BYTES:
+        raise OrgFileRejected(
+            "(file)", f"{info.st_size} bytes; an organization file holds at most 64 KiB"
+        )
+    try:
+        with open(path, "rb") as handle:
+            raw = handle.read(MAX_ORG_FILE_BYTES + 1)
+    except OSError as exc:
+        raise OrgFileRejected("(file)", f"cannot be read ({exc.strerror})") from None
+    if len(raw) > MAX_ORG_FILE_BYTES:
+        raise OrgFileRejected("(file)", "an organization file holds at most 64 KiB")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise OrgFileRejected(f"line {line}", "not UTF-8 text") from None
+
+
+def _refuse_anchors_aliases_tags(text: str) -> None:
+    """Walks YAML's event stream, which expands nothing, before anything is built."""
+    for event in yaml.parse(text, Loader=_Base):
+        line = f"line {event.start_mark.line + 1}"
+        if isinstance(event, yaml.AliasEvent):
+            raise OrgFileRejected(line, "a YAML alias (*name); write the value out instead")
+        if getattr(event, "anchor", None):
+            raise OrgFileRejected(line, "a YAML anchor (&name); write each value out instead")
+        if getattr(event, "tag", None) or getattr(event, "tags", None):
+            raise OrgFileRejected(line, "a YAML tag (!name); organization files use none")
+
+
+def _yaml_reason(exc: yaml.YAMLError) -> OrgFileRejected:
+    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
+    where = f"line {mark.line + 1}" if mark is not None else "(file)"
+    problem = getattr(exc, "problem", None) or str(exc)
+    context = getattr(exc, "context", None)
+    reason = f"{context}, {problem}" if context else problem
+    return OrgFileRejected(where, f"not valid YAML: {reason}")
+
+
 def parse_org_file(path: Path) -> Organization:
-    """Parse one organization file; raises ValueError / ValidationError on a bad file."""
-    document = yaml.load(path.read_text(encoding="utf-8"), Loader=_TextLoader)  # noqa: S506
+    """Parse one organization file; raises OrgFileRejected or ValidationError."""
+    text = _read_text(path)
+    try:
+        _refuse_anchors_aliases_tags(text)
+        document = yaml.load(text, Loader=_TextLoader)  # noqa: S506 - text-only loader
+    except yaml.YAMLError as exc:
+        raise _yaml_reason(exc) from None
     if not isinstance(document, dict):
-        raise ValueError("the file must hold a mapping of organization settings")
+        raise OrgFileRejected("(file)", "must hold a mapping of organization settings")
     return Organization.model_validate(_drop_unset(document))
 
 
@@ -82,19 +153,71 @@ def _field_name(location: tuple) -> str:
     return ".".join(str(part) for part in location) or "(file)"
 
 
+def _pydantic_reason(error: dict) -> str:
+    """The validator's reason in the project's words (no library wording or links)."""
+    kind = error.get("type", "")
+    if kind == "extra_forbidden":
+        return "unknown key"
+    if kind == "missing":
+        return "required, missing"
+    return str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+
+
+def check_org_file(path: Path, first_date: dt.date) -> tuple[Organization | None, list]:
+    """(the organization, []) or (None, its errors): the one check every caller uses (the
+    registry, the onboarding command, the runs)."""
+    shown = str(path)
+    try:
+        org = parse_org_file(path)
+    except ValidationError as exc:
+        errors = [
+            OrgFileError(shown, _field_name(e["loc"]), _pydantic_reason(e)) for e in exc.errors()
+        ]
+        return None, errors
+    except OrgFileRejected as exc:
+        return None, [OrgFileError(shown, exc.where, exc.reason)]
+    if org.share_from < first_date:
+        reason = f"{org.share_from} is before COUNTS_FIRST_DATE {first_date}"
+        return None, [OrgFileError(shown, "share_from", reason)]
+    return org, []
+
+
+def candidate_files(directory: Path) -> tuple[list[Path], list[OrgFileError]]:
+    """The `*.yaml` entries of the folder (names starting with `.` ignored), and an error for
+    every entry that looks like an organization file but is not named like one."""
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError as exc:
+        return [], [OrgFileError(str(directory), "(folder)", f"cannot be listed ({exc.strerror})")]
+    paths, errors = [], []
+    for name in names:
+        if name.startswith("."):
+            continue
+        if name.endswith(".yaml"):
+            paths.append(directory / name)
+        elif name.endswith(".yml"):
+            errors.append(
+                OrgFileError(
+                    str(directory / name), "(file)", "not read: name it <id>.yaml, not .yml"
+                )
+            )
+    return paths, errors
+
+
 _cache: dict[tuple[str, dt.date], tuple[tuple, Registry]] = {}
 
 
 def load_registry(directory: Path, first_date: dt.date) -> Registry:
-    """The registry, parsed again only when a file in the folder was added, removed or
+    """The registry, parsed again only when an entry of the folder was added, removed or
     changed (name, size, modification time): sensors and runs call this at every tick."""
-    paths = sorted(directory.glob("*.yaml"))
-    stamp = tuple(_file_stamp(path) for path in paths)
+    paths, naming_errors = candidate_files(directory)
+    stamp = tuple(_file_stamp(path) for path in paths) + tuple(e.path for e in naming_errors)
     key = (str(directory.resolve()), first_date)
     cached = _cache.get(key)
     if cached is not None and cached[0] == stamp:
         return cached[1]
     registry = _parse_registry(paths, first_date)
+    registry.errors = naming_errors + registry.errors
     _cache[key] = (stamp, registry)
     return registry
 
@@ -104,33 +227,17 @@ def _file_stamp(path: Path) -> tuple:
         info = path.stat()
     except OSError:
         return (path.name, None)
-    return (path.name, info.st_size, info.st_mtime_ns, info.st_ino)
+    return (path.name, info.st_mode, info.st_size, info.st_mtime_ns, info.st_ino)
 
 
 def _parse_registry(paths: list[Path], first_date: dt.date) -> Registry:
     registry = Registry()
     parsed: dict[str, list[tuple[str, Organization]]] = {}
     for path in paths:
-        shown = str(path)
-        try:
-            org = parse_org_file(path)
-        except ValidationError as exc:
-            for error in exc.errors():
-                registry.errors.append(OrgFileError(shown, _field_name(error["loc"]), error["msg"]))
-            continue
-        except (yaml.YAMLError, ValueError, UnicodeDecodeError) as exc:
-            registry.errors.append(OrgFileError(shown, "(file)", str(exc).replace("\n", " ")))
-            continue
-        if org.share_from < first_date:
-            registry.errors.append(
-                OrgFileError(
-                    shown,
-                    "share_from",
-                    f"{org.share_from} is before COUNTS_FIRST_DATE {first_date}",
-                )
-            )
-            continue
-        parsed.setdefault(org.id, []).append((shown, org))
+        org, errors = check_org_file(path, first_date)
+        registry.errors += errors
+        if org is not None:
+            parsed.setdefault(org.id, []).append((str(path), org))
     for org_id, files in sorted(parsed.items()):
         if len(files) > 1:
             names = ", ".join(p for p, _ in files)

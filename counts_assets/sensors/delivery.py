@@ -22,19 +22,19 @@ import dagster as dg
 
 from counts_assets.assets.delivery import delivery_job
 from counts_assets.assets.exports import DAILY, MONTHLY
-from counts_assets.delivery.ledger import delivered_ids, latest_ids, ledger_key, metadata_of
+from counts_assets.automation.runs import in_flight_runs
+from counts_assets.delivery.ledger import delivered_ids, ledger_key
 from counts_assets.delivery.resource import DeliveryResource
-from counts_assets.exports.periods import period_bounds, period_label
+from counts_assets.exports.periods import period_bounds, period_ended, period_label
+from counts_assets.records import latest_ids, metadata_of
 from counts_assets.resources import OrgRegistry
 
 ORG_TAG = "counts/org"
-IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-]
+# The sensor is the retry loop of delivery (a pending pair is requested again), so Dagster's
+# run retries would only repeat a refusal or hammer a target that is down.
+NO_RUN_RETRIES = {"dagster/max_retries": "0"}
+# Waiting pairs are announced in the UI a bounded number per tick, the rest on later ticks.
+MAX_ANNOUNCED_PER_TICK = 1000
 
 
 @dataclass
@@ -101,7 +101,7 @@ def storage_ids(instance: dg.DagsterInstance) -> dict[str, tuple[dict, dict]]:
 
 
 def pending_pairs(
-    ids: dict[str, tuple[dict, dict]], state: DeliveryState, orgs: dict
+    ids: dict[str, tuple[dict, dict]], state: DeliveryState, orgs: dict, now: dt.datetime
 ) -> dict[str, list[PendingPair]]:
     """Pending pairs by org: published after their last delivery, or delivered before their
     org's target changed; periods before share_from, unregistered orgs and refused pairs are
@@ -118,8 +118,8 @@ def pending_pairs(
             if delivered_id > published_id and delivered_id > state.place_since.get(org_id, 0):
                 continue
             first, last = period_bounds(dt.date.fromisoformat(period_text), cadence.monthly)
-            if last < org.share_from:
-                continue  # a period before share_from: no file
+            if last < org.share_from or not period_ended(org, last, now):
+                continue  # before share_from, or not yet ended: no file
             refused_id = state.refused.get(f"{cadence.name}|{partition}", 0)
             if refused_id > published_id and refused_id > state.org_since.get(org_id, 0):
                 continue  # refused until it is published anew or its org file changes
@@ -169,22 +169,20 @@ def delivery_sensor(
     newest = max((i for maps in ids.values() for m in maps for i in m.values()), default=0)
     places = {org_id: delivery.place(org.remote_dir) for org_id, org in orgs.items()}
     _note_changes(state, places, orgs, max(newest, state.observed_up_to))
-    pending = pending_pairs(ids, state, orgs)
-    busy = {
-        run.tags.get(ORG_TAG)
-        for run in instance.get_runs(
-            filters=dg.RunsFilter(job_name=delivery_job.name, statuses=IN_FLIGHT)
-        )
-    }
-    now = time.time()
     now_utc = dt.datetime.now(dt.UTC)
+    pending = pending_pairs(ids, state, orgs, now_utc)
+    busy = {run.tags.get(ORG_TAG) for run in in_flight_runs(instance, delivery_job.name)}
+    now = time.time()
     retry_seconds = delivery.retry_minutes * 60
     requests, events = [], []
     for org_id, pairs in sorted(pending.items()):
         blocked = orgs[org_id].delivery_blocked(now_utc)
         if blocked:
             shown = state.announced.get(org_id, 0)
-            fresh = [p for p in pairs if p.published_id > shown]
+            room = MAX_ANNOUNCED_PER_TICK - len(events)
+            fresh = sorted(
+                (p for p in pairs if p.published_id > shown), key=lambda p: p.published_id
+            )[: max(room, 0)]
             events += [
                 dg.AssetObservation(
                     asset_key=ledger_key(DAILY if p.cadence == "daily" else MONTHLY),
@@ -225,7 +223,7 @@ def delivery_sensor(
                         }
                     }
                 ),
-                tags={ORG_TAG: org_id},
+                tags={ORG_TAG: org_id, **NO_RUN_RETRIES},
             )
         )
     if requests:

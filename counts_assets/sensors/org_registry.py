@@ -1,5 +1,7 @@
 """`org_registry_sensor`: keeps the dynamic partition set `orgs` in step with the YAML files."""
 
+import hashlib
+
 import dagster as dg
 
 from counts_assets.partitions import ORGS_PARTITION_SET, orgs_partitions
@@ -22,8 +24,13 @@ def org_registry_sensor(
     context: dg.SensorEvaluationContext, org_registry: OrgRegistry
 ) -> dg.SensorResult | dg.SkipReason:
     registry = org_registry.load()
-    for error in registry.errors:
-        context.log.error(f"organization file rejected: {error}")
+    # Rejections are logged when they change, not again at every tick; the skip reason of
+    # every tick still counts them.
+    seen = hashlib.sha256("\n".join(map(str, registry.errors)).encode()).hexdigest()[:16]
+    if seen != context.cursor:
+        for error in registry.errors:
+            context.log.error(f"organization file rejected: {error}")
+    context.update_cursor(seen)
     known = set(context.instance.get_dynamic_partitions(ORGS_PARTITION_SET))
     to_add, removed = registry_changes(known, list(registry.orgs))
     if removed:
