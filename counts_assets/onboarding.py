@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from counts_assets import settings
 from counts_assets.exports.periods import plan_targets, targets_frame
 from counts_assets.orgs.models import Organization, normalize_text
-from counts_assets.orgs.registry import check_org_file, load_registry
+from counts_assets.orgs.registry import check_org_file, folders_overlap, load_registry
 from counts_assets.rules.inclusion import select_included, with_call_dates
 from counts_assets.rules.text import as_text, matching_form
 from counts_assets.source.reader import read_source
@@ -109,11 +109,19 @@ def main(argv: list[str] | None = None) -> int:
         for error in errors:
             print(f"  {error}")
         return 1
-    clashes = [
-        e
-        for e in load_registry(settings.orgs_dir(), settings.first_date()).errors
-        if e.field == "id" and org.id in e.reason
+    registry = load_registry(settings.orgs_dir(), settings.first_date())
+    clashes = [e for e in registry.errors if e.field == "id" and org.id in e.reason]
+    clashes += [
+        f"{args.org_file}: delivery.remote_dir: {org.remote_dir!r} overlaps {other_id}'s "
+        f"delivery folder {other.remote_dir!r}: each organization needs its own"
+        for other_id, other in registry.orgs.items()
+        if other_id != org.id and folders_overlap(org.remote_dir, other.remote_dir)
     ]
+    in_folder = args.org_file.resolve().parent == settings.orgs_dir().resolve()
+    if org.id in registry.orgs and not in_folder:
+        clashes.append(f"{args.org_file}: id: {org.id!r} is already registered by another file")
+    if args.org_file.suffix != ".yaml":
+        clashes.append(f"{args.org_file}: the registry reads only files named <id>.yaml")
     today = dt.datetime.now(dt.UTC).date()
     url = settings.source_url()
     tables = read_source(

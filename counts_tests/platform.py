@@ -80,6 +80,7 @@ def platform_on(
         "delivery": delivery or DeliveryResource(url=f"file://{tmp_path / 'outbox'}"),
         "alerts": AlertHook(url=f"file://{tmp_path / 'alerts.jsonl'}"),
     }
+    (tmp_path / "outbox").mkdir()
     home = tmp_path / "dagster_home"
     home.mkdir()
     with dg.instance_for_test(temp_dir=str(home)) as instance:

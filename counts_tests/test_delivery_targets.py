@@ -168,6 +168,7 @@ def test_connection_cut_mid_upload_leaves_nothing_half_written(sftp_server, sftp
 
 
 def test_outbox_delivery(tmp_path):
+    (tmp_path / "outbox").mkdir()
     target = OutboxTarget(tmp_path / "outbox")
     receipt = deliver(target, "gateway211", NAME, CONTENT)
     assert (tmp_path / "outbox" / "gateway211" / NAME).read_bytes() == CONTENT
@@ -223,3 +224,30 @@ def test_read_only_server_folder_is_a_permanent_error_naming_the_path(
     assert f"{read_only_folder}/.{NAME}.part" in message
     assert "read-only" in message
     assert every_file(sftp_base) == []
+
+
+def test_a_missing_outbox_is_an_error_not_a_new_folder(tmp_path):
+    with pytest.raises(DeliveryError) as error:
+        deliver(OutboxTarget(tmp_path / "typo" / "outbox"), "gateway211", NAME, CONTENT)
+    assert error.value.transient is False and "does not exist" in str(error.value)
+    assert every_file(tmp_path) == [] and not (tmp_path / "typo").exists()
+
+
+def test_a_link_out_of_the_outbox_is_refused(tmp_path):
+    (tmp_path / "outbox").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "outbox" / "gateway211").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(DeliveryError, match="a link leads out of the outbox"):
+        deliver(OutboxTarget(tmp_path / "outbox"), "gateway211", NAME, CONTENT)
+    assert every_file(tmp_path / "elsewhere") == []
+
+
+def test_a_refused_second_rename_says_the_recipient_holds_a_mixed_pair(tmp_path):
+    outbox = tmp_path / "outbox"
+    (outbox / "gateway211" / "summary.csv").mkdir(parents=True)  # File 1's name is taken
+    target = OutboxTarget(outbox)
+    with pytest.raises(DeliveryError) as error, target.connect() as connection:
+        connection.send("gateway211", [("needs.csv", b"new needs\n"), ("summary.csv", b"s\n")])
+    assert "holds the new needs file beside the previous summary file" in str(error.value)
+    assert error.value.transient is False
+    assert every_file(outbox) == ["gateway211/needs.csv"]  # no temporary file left

@@ -6,6 +6,11 @@ from __future__ import annotations
 
 import dagster as dg
 
+from counts_assets.automation.alerts import AlertHook
+from counts_assets.definitions import build_defs
+from counts_assets.delivery.resource import DeliveryResource
+from counts_assets.resources import ExportFiles, OrgRegistry
+from counts_assets.source.reader import SourceReader
 from counts_tests.dagster_processes import running_dagster
 from counts_tests.golden_store import GOLDEN_DIR, build_golden_store, write_org_files
 from counts_tests.store import sqlite_url
@@ -97,4 +102,80 @@ def test_backfill_from_the_ui_api_is_made_and_delivered(tmp_path, sftp_server, s
     assert (sftp_base / "testorg" / "testorg_daily_2026-03-08_needs.csv").read_bytes() == (
         GOLDEN_DIR / "testorg_daily_2026-03-08_needs.csv"
     ).read_bytes()
+    assert not any(p.name.endswith(".part") for p in sftp_base.rglob("*"))
+
+
+def test_pairs_made_during_an_outage_are_delivered_after_the_daemon_restarts(
+    tmp_path, sftp_server, sftp_base
+):
+    """The target is down while the daemon runs (its delivery runs fail), the daemon is then
+    stopped, the target comes back, the daemon starts again: every pair arrives, once, whole."""
+    url = sqlite_url(tmp_path)
+    build_golden_store(url)
+    orgs_dir = write_org_files(tmp_path / "orgs")
+    export_dir = tmp_path / "exports"
+    env = {
+        "COUNTS_SOURCE_URL": url,
+        "COUNTS_ORGS_DIR": str(orgs_dir),
+        "COUNTS_EXPORT_DIR": str(export_dir),
+        "COUNTS_FIRST_DATE": "2026-01-01",
+        "COUNTS_DELIVERY_URL": sftp_server.url(str(sftp_base)),
+        "COUNTS_SFTP_KEY_FILE": str(sftp_server.client_key),
+        "COUNTS_SFTP_KNOWN_HOSTS": str(sftp_server.known_hosts),
+        "COUNTS_GRACE_MINUTES": str(60 * 24 * 3650),
+        "COUNTS_DELIVERY_ATTEMPTS": "1",
+        "COUNTS_DELIVERY_RETRY_MINUTES": "0.1",
+    }
+    home = tmp_path / "dagster_home"
+    resources = {
+        "org_registry": OrgRegistry(orgs_dir=str(orgs_dir), first_date="2026-01-01"),
+        "source": SourceReader(url=url),
+        "export_files": ExportFiles(export_dir=str(export_dir)),
+        "delivery": DeliveryResource(url=env["COUNTS_DELIVERY_URL"]),
+        "alerts": AlertHook(url=None),
+    }
+    sftp_server.stop()
+    try:
+        with (
+            running_dagster(home, env) as dagster,
+            dg.DagsterInstance.from_config(str(home)) as instance,
+        ):
+            dagster.wait_for(
+                lambda: len(instance.get_dynamic_partitions("orgs")) == 2, 120, "the orgs"
+            )
+            first_org, *_, last_org = instance.get_dynamic_partitions("orgs")
+            made = (
+                build_defs(resources)
+                .resolve_job_def("daily_export_job")
+                .execute_in_process(
+                    instance=instance,
+                    tags={
+                        "dagster/asset_partition_range_start": f"2026-03-07|{first_org}",
+                        "dagster/asset_partition_range_end": f"2026-03-09|{last_org}",
+                    },
+                )
+            )
+            assert made.success
+
+            def failed_runs():
+                runs = instance.get_runs(dg.RunsFilter(job_name="delivery_job"))
+                return [r for r in runs if r.status == dg.DagsterRunStatus.FAILURE]
+
+            dagster.wait_for(failed_runs, 180, "a delivery run to fail on the outage", 2)
+    finally:
+        sftp_server.start()
+
+    expected = {
+        f"{org}/{path.name}": path.read_bytes()
+        for org in ("testorg", "otherorg")
+        for path in (export_dir / org / "daily").glob("*.csv")
+    }
+    assert len(expected) == 12 and not any(sftp_base.rglob("*.csv"))  # nothing got through
+
+    def delivered():
+        files = {str(p.relative_to(sftp_base)): p.read_bytes() for p in sftp_base.rglob("*.csv")}
+        return files if files == expected else None
+
+    with running_dagster(home, env) as dagster:
+        dagster.wait_for(delivered, 240, "every pair after the restart", 2)
     assert not any(p.name.endswith(".part") for p in sftp_base.rglob("*"))

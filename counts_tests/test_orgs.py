@@ -150,3 +150,21 @@ def test_only_yaml_files_are_read(tmp_path):
     # A `.yml` file is not read, but reported: someone meant it as an organization file.
     assert list(registry.orgs) == ["gateway211"]
     assert _errors(registry) == [("b.yml", "(file)", "not read: name it <id>.yaml, not .yml")]
+
+
+def test_two_orgs_may_not_share_a_delivery_folder(tmp_path):
+    other = GOOD.replace("gateway211", "other211")
+    registry = _load(
+        tmp_path,
+        {
+            "gateway.yaml": GOOD,
+            "other.yaml": other + "delivery:\n  remote_dir: gateway211/sub\n",
+            "third.yaml": GOOD.replace("gateway211", "third211"),
+        },
+    )
+    assert list(registry.orgs) == ["third211"]
+    assert sorted((p, f) for p, f, _ in _errors(registry)) == [
+        ("gateway.yaml", "delivery.remote_dir"),
+        ("other.yaml", "delivery.remote_dir"),
+    ]
+    assert "each organization needs its own" in registry.errors[0].reason

@@ -12,5 +12,5 @@ fi
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
 
 export DAGSTER_HOME=${DAGSTER_HOME:-$PWD/dagster_home}
-mkdir -p "$DAGSTER_HOME"
+mkdir -p "$DAGSTER_HOME" data/outbox
 [ -f "$DAGSTER_HOME/dagster.yaml" ] || cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"

@@ -153,7 +153,8 @@ def _read_verified(context, store: PairStore, job: PairJob, previous: dict) -> s
                     job.published = Published(job.disk.version, 0, {})
                 pair.recorded()
     except OSError as exc:
-        return _refuse(context, job, f"cannot read the pair: {exc}", previous)
+        reason = f"cannot read the pair: {exc}; make the period again to publish it anew"
+        return _refuse(context, job, reason, previous)
     found, expected = job.disk.version, job.published.version
     for kind in ("summary", "needs"):
         if found.sha256(kind) == expected.sha256(kind):

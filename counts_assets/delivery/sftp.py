@@ -15,7 +15,13 @@ from dataclasses import dataclass
 
 import paramiko
 
-from counts_assets.delivery.targets import DeliveryError, Receipt, contained_path, temporary_name
+from counts_assets.delivery.targets import (
+    DeliveryError,
+    HalfRenamed,
+    Receipt,
+    contained_path,
+    temporary_name,
+)
 
 # SFTP status "Failure" is all OpenSSH says for a read-only or full file system.
 _FAILURE = "Failure"
@@ -183,12 +189,24 @@ class SftpConnection:
                     temp = posixpath.join(folder, temporary_name(name))
                     staged.append((temp, final, content))
                     self._put_checked(temp, content)
-                for temp, final, _ in staged:
-                    self.sftp.posix_rename(temp, final)
             except BaseException:
                 for temp, _, _ in staged:
                     _try_remove(self.sftp, temp)
                 raise
+            renamed: list[str] = []
+            for temp, final, _ in staged:
+                try:
+                    self.sftp.posix_rename(temp, final)
+                except Exception as exc:
+                    for leftover, _, _ in staged:
+                        _try_remove(self.sftp, leftover)
+                    if not renamed:
+                        raise
+                    # A dropped connection may pass; a refusal by the server will not.
+                    transient = not isinstance(exc, OSError) or str(exc) == "Socket is closed"
+                    name = posixpath.basename(final)
+                    raise HalfRenamed(renamed, name, exc, transient=transient) from exc
+                renamed.append(posixpath.basename(final))
         return [
             Receipt(
                 f"sftp://{s.user}@{s.host}:{s.port}{final}",

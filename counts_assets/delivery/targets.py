@@ -70,6 +70,19 @@ def contained_path(base: str, remote_dir: str, name: str) -> str:
     return path
 
 
+class HalfRenamed(DeliveryError):
+    """The connection or the target failed between the renames of a pair: the recipient holds
+    the new File 2 beside the previous File 1 until the pair is delivered again."""
+
+    def __init__(self, renamed: list[str], failed: str, cause: Exception, transient: bool) -> None:
+        super().__init__(
+            f"{failed} could not be renamed into place ({cause}) after {', '.join(renamed)} "
+            "was: the recipient now holds the new needs file beside the previous summary file "
+            "until this pair is delivered again (it stays pending)",
+            transient=transient,
+        )
+
+
 def temporary_name(name: str) -> str:
     """One fixed temporary name per file, so the next upload overwrites a leftover of a broken
     one without listing the folder (at most one delivery run per org is running)."""
@@ -90,11 +103,22 @@ class OutboxTarget:
         yield self
 
     def send(self, remote_dir: str, files: Sequence[tuple[str, bytes]]) -> list[Receipt]:
+        if not self.base.is_dir():
+            raise DeliveryError(
+                f"the outbox {self.base} does not exist or is not a folder: create it, or fix "
+                "COUNTS_DELIVERY_URL",
+                transient=False,
+            )
         staged, temps = [], []
         try:
             for name, content in files:
                 final = Path(contained_path(str(self.base), remote_dir, name))
                 final.parent.mkdir(parents=True, exist_ok=True)
+                if not final.parent.resolve().is_relative_to(self.base.resolve()):
+                    raise DeliveryError(
+                        f"refusing {final}: a link leads out of the outbox {self.base}",
+                        transient=False,
+                    )
                 temp = final.with_name(temporary_name(name))
                 temps.append(temp)
                 with open(temp, "wb") as handle:
@@ -105,10 +129,19 @@ class OutboxTarget:
                 if hashlib.sha256(temp.read_bytes()).hexdigest() != sha:
                     raise DeliveryError(f"{temp} does not read back as written", transient=True)
                 staged.append((temp, final, Receipt(f"file://{final}", len(content), sha)))
-            for temp, final, _ in staged:
-                os.replace(temp, final)
         except OSError as exc:
             for temp in temps:
                 temp.unlink(missing_ok=True)
             raise DeliveryError(f"cannot write under {self.base}: {exc}", transient=False) from exc
+        renamed: list[str] = []
+        for temp, final, _ in staged:
+            try:
+                os.replace(temp, final)
+            except OSError as exc:
+                for leftover in temps:
+                    leftover.unlink(missing_ok=True)
+                if renamed:
+                    raise HalfRenamed(renamed, final.name, exc, transient=False) from exc
+                raise DeliveryError(f"cannot write {final}: {exc}", transient=False) from exc
+            renamed.append(final.name)
         return [receipt for _, _, receipt in staged]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import time
+from collections import Counter
 from pathlib import Path
 
 import dagster as dg
@@ -19,6 +20,7 @@ from dagster._core.storage.tags import (
 
 from counts_assets import settings
 from counts_assets.definitions import default_resources, defs
+from counts_assets.delivery.targets import OutboxTarget
 from counts_assets.demo.store import apply_late_edits, generate_store
 from counts_assets.orgs.registry import load_registry
 from counts_assets.partitions import ORGS_PARTITION_SET, partition_key
@@ -65,7 +67,11 @@ def deliver_pending(instance: dg.DagsterInstance) -> None:
     """delivery_sensor's ticks, their runs executed here instead of by the daemon, until no
     pair is pending."""
     resources = default_resources()
-    cursor, pairs, failed = None, 0, 0
+    outbox = resources["delivery"].target()
+    if isinstance(outbox, OutboxTarget):
+        outbox.base.mkdir(parents=True, exist_ok=True)  # the demo's own outbox
+    cursor, failed = None, 0
+    outcomes: Counter[str] = Counter()
     started = time.perf_counter()
     while True:
         context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
@@ -74,25 +80,30 @@ def deliver_pending(instance: dg.DagsterInstance) -> None:
         if not result.run_requests:
             break
         for request in result.run_requests:
-            batch = request.run_config["ops"]["deliver_pairs"]["config"]
+            org_id = request.run_config["ops"]["deliver_pairs"]["config"]["org_id"]
             run = defs.resolve_job_def(request.job_name or "delivery_job").execute_in_process(
                 instance=instance,
                 run_config={**request.run_config, "loggers": QUIET},
                 tags=request.tags,
                 raise_on_error=False,
             )
-            pairs += len(batch["pairs"]) if run.success else 0
+            statuses = Counter(
+                m.metadata["status"].value
+                for m in run.asset_materializations_for_node("deliver_pairs")
+            )
+            outcomes += statuses
             failed += not run.success
             print(
-                f"delivery: {batch['org_id']}: {len(batch['pairs'])} pairs "
-                f"{'delivered' if run.success else 'NOT delivered'}"
+                f"delivery: {org_id}: {statuses['delivered']} pairs delivered, "
+                f"{statuses['unchanged']} already there"
+                + ("" if run.success else " (run FAILED: see the UI)")
             )
         if failed:
             break  # what failed stays pending; the daemon's sensor retries it
     print(
-        f"delivery: {pairs} pairs ({2 * pairs} files) to "
-        f"{resources['delivery'].target().describe()} in {time.perf_counter() - started:.1f}s, "
-        f"{failed} runs failed"
+        f"delivery: {outcomes['delivered']} pairs ({2 * outcomes['delivered']} files) sent to "
+        f"{resources['delivery'].target().describe()}, {outcomes['unchanged']} already there, "
+        f"in {time.perf_counter() - started:.1f}s; {failed} runs failed"
     )
 
 

@@ -127,7 +127,10 @@ def _refuse_anchors_aliases_tags(text: str) -> None:
             raise OrgFileRejected(line, "a YAML tag (!name); organization files use none")
 
 
-def _yaml_reason(exc: yaml.YAMLError) -> OrgFileRejected:
+def _yaml_reason(exc: yaml.YAMLError, text: str) -> OrgFileRejected:
+    if isinstance(exc, yaml.reader.ReaderError):  # a character YAML does not allow
+        line = text[: exc.position].count("\n") + 1
+        return OrgFileRejected(f"line {line}", f"a control character (code {exc.character:#x})")
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     where = f"line {mark.line + 1}" if mark is not None else "(file)"
     problem = getattr(exc, "problem", None) or str(exc)
@@ -143,7 +146,7 @@ def parse_org_file(path: Path) -> Organization:
         _refuse_anchors_aliases_tags(text)
         document = yaml.load(text, Loader=_TextLoader)  # noqa: S506 - text-only loader
     except yaml.YAMLError as exc:
-        raise _yaml_reason(exc) from None
+        raise _yaml_reason(exc, text) from None
     if not isinstance(document, dict):
         raise OrgFileRejected("(file)", "must hold a mapping of organization settings")
     return Organization.model_validate(_drop_unset(document))
@@ -160,6 +163,12 @@ def _pydantic_reason(error: dict) -> str:
         return "unknown key"
     if kind == "missing":
         return "required, missing"
+    if kind in ("model_type", "dict_type", "model_attributes_type"):
+        return "must be a block of `key: value` lines, not a single value"
+    if kind == "list_type":
+        return "must be a list, like [a, b]"
+    if kind == "string_type":
+        return "must be text, not a list or a block"
     return str(error["msg"]).removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
@@ -238,6 +247,7 @@ def _parse_registry(paths: list[Path], first_date: dt.date) -> Registry:
         registry.errors += errors
         if org is not None:
             parsed.setdefault(org.id, []).append((str(path), org))
+    unique: dict[str, tuple[str, Organization]] = {}
     for org_id, files in sorted(parsed.items()):
         if len(files) > 1:
             names = ", ".join(p for p, _ in files)
@@ -246,5 +256,28 @@ def _parse_registry(paths: list[Path], first_date: dt.date) -> Registry:
                     OrgFileError(shown, "id", f"{org_id!r} is used by several files: {names}")
                 )
             continue
-        registry.orgs[org_id] = files[0][1]
+        unique[org_id] = files[0]
+    clashing = {
+        (a, b)
+        for a, (_, org_a) in unique.items()
+        for b, (_, org_b) in unique.items()
+        if a != b and folders_overlap(org_a.remote_dir, org_b.remote_dir)
+    }
+    for a, b in sorted(clashing):
+        registry.errors.append(
+            OrgFileError(
+                unique[a][0],
+                "delivery.remote_dir",
+                f"{unique[a][1].remote_dir!r} overlaps {b}'s delivery folder "
+                f"{unique[b][1].remote_dir!r} ({unique[b][0]}): each organization needs its own",
+            )
+        )
+    for org_id, (_, org) in unique.items():
+        if not any(org_id in pair for pair in clashing):
+            registry.orgs[org_id] = org
     return registry
+
+
+def folders_overlap(a: str, b: str) -> bool:
+    """The same delivery folder, or one inside the other."""
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
