@@ -1,4 +1,4 @@
-"""Partitions (contract §5): `date` x `org` daily and `month` x `org` monthly, where `org` is
+"""Partitions: `date` x `org` daily and `month` x `org` monthly, where `org` is
 the dynamic partition set `orgs`, kept in step with the registry by `org_registry_sensor`."""
 
 from __future__ import annotations

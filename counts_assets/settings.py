@@ -1,4 +1,4 @@
-"""Environment settings of the contract (§5, §6, §7), each with its documented default."""
+"""Environment settings, each with its documented default (README, Configuration)."""
 
 from __future__ import annotations
 

@@ -8,12 +8,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from counts_assets.automation.alerts import AlertHook
+from counts_assets.automation.runs import RANGE_END_TAG, RANGE_START_TAG
 from counts_assets.definitions import build_defs
 from counts_assets.delivery.resource import DeliveryResource
 from counts_assets.resources import ExportFiles, OrgRegistry
@@ -46,7 +43,7 @@ class Platform:
             )
         return job.execute_in_process(
             instance=self.instance,
-            tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
+            tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
             raise_on_error=False,
         )
 

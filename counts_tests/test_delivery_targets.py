@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import subprocess
 import threading
 import time
 
@@ -13,6 +12,7 @@ import pytest
 from counts_assets.delivery.resource import DeliveryConfigError, target_from_url
 from counts_assets.delivery.retry import RetryPolicy, deliver_with_retries
 from counts_assets.delivery.targets import DeliveryError, OutboxTarget, contained_path, deliver
+from counts_tests.mounts import tmpfs
 from counts_tests.sftp_server import keygen
 from counts_tests.tcp_proxy import ResettingProxy
 
@@ -202,18 +202,9 @@ def test_backoff_is_exponential_with_full_jitter():
 
 @pytest.fixture
 def read_only_folder(sftp_base):
-    """A read-only file system inside the base (a tmpfs mounted `ro`; needs root)."""
-    folder = sftp_base / "gateway211"
-    folder.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(folder)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a read-only tmpfs here: {mounted.stderr.decode().strip()}")
-    yield folder
-    subprocess.run(["umount", str(folder)], check=True)
+    """A read-only file system inside the base."""
+    with tmpfs(sftp_base / "gateway211", "size=1m,ro") as folder:
+        yield folder
 
 
 def test_read_only_server_folder_is_a_permanent_error_naming_the_path(

@@ -15,6 +15,25 @@ from counts_tests.dagster_processes import running_dagster
 from counts_tests.golden_store import GOLDEN_DIR, build_golden_store, write_org_files
 from counts_tests.store import sqlite_url
 
+
+def platform_env(tmp_path, sftp_server, sftp_base, **extra: str) -> dict[str, str]:
+    """The golden store, its org files and a real SFTP target, as environment variables."""
+    url = sqlite_url(tmp_path)
+    build_golden_store(url)
+    return {
+        "COUNTS_SOURCE_URL": url,
+        "COUNTS_ORGS_DIR": str(write_org_files(tmp_path / "orgs")),
+        "COUNTS_EXPORT_DIR": str(tmp_path / "exports"),
+        "COUNTS_FIRST_DATE": "2026-01-01",
+        "COUNTS_DELIVERY_URL": sftp_server.url(str(sftp_base)),
+        "COUNTS_SFTP_KEY_FILE": str(sftp_server.client_key),
+        "COUNTS_SFTP_KNOWN_HOSTS": str(sftp_server.known_hosts),
+        # The golden store is in March: keep the schedules from requesting this week's days.
+        "COUNTS_GRACE_MINUTES": str(60 * 24 * 3650),
+        **extra,
+    }
+
+
 DAILY_ASSETS = [
     "daily_raw_contacts",
     "daily_mapped_demographics",
@@ -24,21 +43,8 @@ DAILY_ASSETS = [
 
 
 def test_backfill_from_the_ui_api_is_made_and_delivered(tmp_path, sftp_server, sftp_base):
-    url = sqlite_url(tmp_path)
-    build_golden_store(url)
-    orgs_dir = write_org_files(tmp_path / "orgs")
+    env = platform_env(tmp_path, sftp_server, sftp_base)
     export_dir = tmp_path / "exports"
-    env = {
-        "COUNTS_SOURCE_URL": url,
-        "COUNTS_ORGS_DIR": str(orgs_dir),
-        "COUNTS_EXPORT_DIR": str(export_dir),
-        "COUNTS_FIRST_DATE": "2026-01-01",
-        "COUNTS_DELIVERY_URL": sftp_server.url(str(sftp_base)),
-        "COUNTS_SFTP_KEY_FILE": str(sftp_server.client_key),
-        "COUNTS_SFTP_KNOWN_HOSTS": str(sftp_server.known_hosts),
-        # The golden store is in March: keep the schedules from requesting this week's days.
-        "COUNTS_GRACE_MINUTES": str(60 * 24 * 3650),
-    }
     home = tmp_path / "dagster_home"
     with (
         running_dagster(home, env) as dagster,
@@ -110,26 +116,18 @@ def test_pairs_made_during_an_outage_are_delivered_after_the_daemon_restarts(
 ):
     """The target is down while the daemon runs (its delivery runs fail), the daemon is then
     stopped, the target comes back, the daemon starts again: every pair arrives, once, whole."""
-    url = sqlite_url(tmp_path)
-    build_golden_store(url)
-    orgs_dir = write_org_files(tmp_path / "orgs")
+    env = platform_env(
+        tmp_path,
+        sftp_server,
+        sftp_base,
+        COUNTS_DELIVERY_ATTEMPTS="1",
+        COUNTS_DELIVERY_RETRY_MINUTES="0.1",
+    )
     export_dir = tmp_path / "exports"
-    env = {
-        "COUNTS_SOURCE_URL": url,
-        "COUNTS_ORGS_DIR": str(orgs_dir),
-        "COUNTS_EXPORT_DIR": str(export_dir),
-        "COUNTS_FIRST_DATE": "2026-01-01",
-        "COUNTS_DELIVERY_URL": sftp_server.url(str(sftp_base)),
-        "COUNTS_SFTP_KEY_FILE": str(sftp_server.client_key),
-        "COUNTS_SFTP_KNOWN_HOSTS": str(sftp_server.known_hosts),
-        "COUNTS_GRACE_MINUTES": str(60 * 24 * 3650),
-        "COUNTS_DELIVERY_ATTEMPTS": "1",
-        "COUNTS_DELIVERY_RETRY_MINUTES": "0.1",
-    }
     home = tmp_path / "dagster_home"
     resources = {
-        "org_registry": OrgRegistry(orgs_dir=str(orgs_dir), first_date="2026-01-01"),
-        "source": SourceReader(url=url),
+        "org_registry": OrgRegistry(orgs_dir=env["COUNTS_ORGS_DIR"], first_date="2026-01-01"),
+        "source": SourceReader(url=env["COUNTS_SOURCE_URL"]),
         "export_files": ExportFiles(export_dir=str(export_dir)),
         "delivery": DeliveryResource(url=env["COUNTS_DELIVERY_URL"]),
         "alerts": AlertHook(url=None),

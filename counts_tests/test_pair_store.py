@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from counts_assets.pairs.store import PairPathError, PairStore, sha256
+from counts_tests.mounts import tmpfs
 
 ORG, DAY = "gatewayorg", "2026-10-15"
 
@@ -150,18 +151,9 @@ def test_a_folder_at_a_file_path_fails_that_pair_and_keeps_nothing_half_done(tmp
 
 @pytest.fixture
 def tiny_disk(tmp_path):
-    """A 64 KiB tmpfs (needs root; skipped where mounting is not allowed)."""
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(disk)],
-        capture_output=True,
-        check=False,
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
-    yield disk
-    subprocess.run(["umount", str(disk)], check=True)
+    """A 64 KiB file system."""
+    with tmpfs(tmp_path / "disk", "size=64k") as disk:
+        yield disk
 
 
 def test_a_full_disk_fails_the_pair_and_keeps_the_previous_one(tiny_disk):

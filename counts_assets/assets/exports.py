@@ -150,25 +150,26 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
         dg.AssetSpec(
             cadence.raw,
             skippable=True,
-            description="Contact records of the period as read from the store (contract §2-§3).",
+            description="Contact records of the period as read from the store.",
         ),
         dg.AssetSpec(
             cadence.mapped,
             deps=[cadence.raw],
             skippable=True,
-            description="Included records with their six demographic slots mapped (§1).",
+            description="Included records, their six demographic slots mapped as the "
+            "organization file says.",
         ),
         dg.AssetSpec(
             cadence.summary,
             deps=[cadence.mapped],
             skippable=True,
-            description="File 1: calls and services per Call Date and Report Version (§4).",
+            description="File 1: calls and services per Call Date and Report Version.",
         ),
         dg.AssetSpec(
             cadence.needs,
             deps=[cadence.mapped],
             skippable=True,
-            description="File 2: needs and demographics per record (§4).",
+            description="File 2: needs and demographics per record.",
         ),
     ]
     checks = [

@@ -1,4 +1,4 @@
-"""Due-ness (contract §7), Dagster-free: a day or month is due once it has ended in the org's
+"""Due-ness, Dagster-free: a day or month is due once it has ended in the org's
 time zone plus the grace period."""
 
 from __future__ import annotations

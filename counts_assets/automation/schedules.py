@@ -1,4 +1,4 @@
-"""`daily_export_schedule` and `monthly_reconciliation_schedule` (contract §7).
+"""`daily_export_schedule` and `monthly_reconciliation_schedule`.
 
 A schedule has one cron, so both evaluate every 15 minutes and decide due-ness per org inside.
 "Requested once" counts every run, not only the schedule's own: a due partition is not

@@ -1,2 +1,2 @@
-"""Delivery (contract §6): outbox and SFTP targets behind one interface, exactly once per
+"""Delivery: outbox and SFTP targets behind one interface, exactly once per
 content, recorded per org and period."""

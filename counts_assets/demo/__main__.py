@@ -13,12 +13,9 @@ from pathlib import Path
 
 import dagster as dg
 import sqlalchemy as sa
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 
 from counts_assets import settings
+from counts_assets.automation.runs import RANGE_END_TAG, RANGE_START_TAG
 from counts_assets.definitions import default_resources, defs
 from counts_assets.delivery.targets import OutboxTarget
 from counts_assets.demo.store import apply_late_edits, generate_store
@@ -54,7 +51,7 @@ def run_range(instance: dg.DagsterInstance, job_name: str, start: str, end: str)
     result = job.execute_in_process(
         instance=instance,
         run_config=dg.RunConfig(loggers=QUIET),
-        tags={ASSET_PARTITION_RANGE_START_TAG: start, ASSET_PARTITION_RANGE_END_TAG: end},
+        tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
         raise_on_error=False,
     )
     print(

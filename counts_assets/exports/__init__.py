@@ -1,1 +1,1 @@
-"""The two 211 Counts files (contract §4): building, CSV formatting, publishing."""
+"""The two 211 Counts files: building, CSV formatting, publishing."""

@@ -1,5 +1,5 @@
-"""CSV text exactly as §4 asks: UTF-8, comma separated, `\\n` after every row, a field quoted
-when, and only when, it holds `,` `"` `\\r` or `\\n`."""
+"""CSV text exactly as the file format asks: UTF-8, comma separated, `\\n` after every row, a
+field quoted when, and only when, it holds `,` `"` `\\r` or `\\n`."""
 
 from __future__ import annotations
 

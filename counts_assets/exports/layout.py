@@ -1,4 +1,4 @@
-"""File headers and names (contract §4, §5)."""
+"""File headers and names."""
 
 from __future__ import annotations
 

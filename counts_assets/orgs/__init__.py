@@ -1,4 +1,4 @@
-"""Organization registry: one validated YAML file per 2-1-1 organization (contract §1)."""
+"""Organization registry: one validated YAML file per 2-1-1 organization."""
 
 from counts_assets.orgs.models import SLOTS, Organization, normalize_text
 from counts_assets.orgs.registry import OrgFileError, Registry, load_registry

@@ -1,1 +1,1 @@
-"""Business rules of the contract (§1-§4) as plain, Dagster-free, vectorised pandas functions."""
+"""Business rules as plain, Dagster-free, vectorised pandas functions."""

@@ -1,4 +1,4 @@
-"""Boolean columns of the source (§2): native, or 1/0, true/false, t/f in any case."""
+"""Boolean columns of the source: native, or 1/0, true/false, t/f in any case."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Demographic slots (§1): value maps, pass-through, multi-answers."""
+"""Demographic slots: value maps, pass-through, multi-answers."""
 
 from __future__ import annotations
 

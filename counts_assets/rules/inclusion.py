@@ -1,4 +1,4 @@
-"""Which records are exported (§3)."""
+"""Which records are exported."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""211 HSIS / AIRS taxonomy code rule (§4)."""
+"""211 HSIS / AIRS taxonomy code rule."""
 
 from __future__ import annotations
 

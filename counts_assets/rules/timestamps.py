@@ -1,4 +1,4 @@
-"""`started_at` parsing (§2) and the Call Date in the organization's time zone (§3)."""
+"""`started_at` parsing and the Call Date in the organization's time zone."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ ISO_TIMESTAMP = (
 def parse_started_at(values: pd.Series) -> pd.Series:
     """UTC instants (tz-aware); NaT where the value cannot be read.
 
-    Native timestamps: naive ones are UTC, aware ones are converted. Text: ISO 8601 per §2,
+    Native timestamps: naive ones are UTC, aware ones are converted. Text: ISO 8601,
     no offset meaning UTC; offsets are honoured, so mixed columns are fine.
     """
     result = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us, UTC]")

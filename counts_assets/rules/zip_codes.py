@@ -1,4 +1,4 @@
-"""Zip Code rule (§4): first 5 digits of `NNNNN`, `NNNNN-NNNN` or `NNNNNNNNN`, else empty."""
+"""Zip Code rule: first 5 digits of `NNNNN`, `NNNNN-NNNN` or `NNNNNNNNN`, else empty."""
 
 from __future__ import annotations
 

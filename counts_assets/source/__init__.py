@@ -1,1 +1,1 @@
-"""The contact-record store (contract §2)."""
+"""The contact-record store."""

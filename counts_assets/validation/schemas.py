@@ -1,4 +1,4 @@
-"""pandera schemas of the two files (contract §4, "Validation").
+"""pandera schemas of the two files.
 
 A run validates all of its files in one call per schema: every frame carries the file it
 belongs to (org_id, period) and the Call Date window of that file (first_day, last_day).
