@@ -12,6 +12,7 @@ import pytest
 import sqlalchemy as sa
 
 from counts_assets.delivery.resource import DeliveryResource
+from counts_assets.pairs.store import PairStore
 from counts_assets.sensors.delivery import delivery_sensor
 from counts_tests.golden_store import OTHER_ORG_YAML
 from counts_tests.platform import platform_on
@@ -363,3 +364,31 @@ def test_deliveries_recorded_per_file_by_earlier_versions_still_count(sftp_platf
     platform.set_delivery(url=platform.resources["delivery"].url + "-elsewhere")
     (request,) = tick(platform)  # a new place: pending there
     assert pairs_of(request) == ["daily/2026-03-08"]
+
+
+def test_a_publish_cut_before_it_was_recorded_is_recorded_and_sent_by_the_next_delivery(
+    sftp_platform,
+):
+    platform, base = sftp_platform
+    assert platform.run("daily_export_job", DAY).success
+    deliver(platform, tick(platform))
+    # An export that died after both renames and before its record: the journal stays.
+    new_pair = {"summary": (b"", 0), "needs": (b"", 0)}
+    for kind in new_pair:
+        path = platform.export_dir / f"testorg/daily/testorg_daily_2026-03-08_{kind}.csv"
+        new_pair[kind] = (path.read_bytes().replace(b",v2", b",v3"), 1)
+    with PairStore(platform.export_dir).locked("testorg", "2026-03-08") as pair:
+        pair.publish(new_pair)
+    request = dg.RunRequest(
+        job_name="delivery_job",
+        run_config={
+            "ops": {
+                "deliver_pairs": {"config": {"org_id": "testorg", "pairs": ["daily/2026-03-08"]}}
+            }
+        },
+    )
+    deliver(platform, [request])
+    (recovered, _) = events(platform, "daily_summary_file", DAY)
+    assert "publish journal" in recovered["recovered"]
+    assert remote_files(base)[SUMMARY] == new_pair["summary"][0]
+    assert not list((platform.export_dir / ".pairs").rglob("*.journal"))

@@ -25,10 +25,10 @@ from counts_assets.delivery.ledger import (
 from counts_assets.delivery.resource import DeliveryResource
 from counts_assets.delivery.retry import send_batch
 from counts_assets.delivery.targets import DeliveryError
-from counts_assets.exports.periods import period_bounds, period_label
+from counts_assets.exports.periods import period_bounds
 from counts_assets.orgs.models import Organization
 from counts_assets.pairs.store import PairBytes, PairStore
-from counts_assets.partitions import partition_key, split_key
+from counts_assets.partitions import partition_key
 from counts_assets.records import latest_records, metadata_of
 from counts_assets.resources import ExportFiles, OrgRegistry
 from counts_assets.validation.gate import PairOnDisk, validate_published_pairs
@@ -56,11 +56,6 @@ class DeliveryBatch(dg.Config):
     pairs: list[str] = Field(
         default_factory=list, description='Pairs as "daily/2026-10-15" or "monthly/2026-10".'
     )
-
-
-def pair_label(cadence: Cadence, partition: str) -> str:
-    _, start = split_key(cadence.partitions_def, partition)
-    return f"{cadence.name}/{period_label(start, cadence.monthly)}"
 
 
 @dataclass
