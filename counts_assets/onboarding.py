@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-import sqlalchemy as sa
 
 from counts_assets import settings
 from counts_assets.exports.periods import plan_targets, targets_frame
@@ -24,7 +23,7 @@ from counts_assets.orgs.models import Organization, normalize_text
 from counts_assets.orgs.registry import check_org_file, folders_overlap, load_registry
 from counts_assets.rules.inclusion import select_included, with_call_dates
 from counts_assets.rules.text import as_text, matching_form
-from counts_assets.source.reader import read_source
+from counts_assets.source.reader import read_source, source_engine
 from counts_assets.source.tables import SourceTables
 
 FREE_TEXT_DISTINCT_ANSWERS = 25
@@ -124,9 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         clashes.append(f"{args.org_file}: the registry reads only files named <id>.yaml")
     today = dt.datetime.now(dt.UTC).date()
     url = settings.source_url()
-    tables = read_source(
-        sa.create_engine(url), [org.id], today - dt.timedelta(days=args.days), today
-    )
+    tables = read_source(source_engine(url), [org.id], today - dt.timedelta(days=args.days), today)
     report = check_org(org, tables, today, args.days)
     report.problems = [str(e) for e in clashes] + report.problems
     print(f"{org.id} ({org.name}), {org.timezone}, sharing from {org.share_from}")

@@ -7,7 +7,16 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from counts_assets.source.reader import SourceSchemaError, read_source
+from counts_assets.definitions import build_defs
+from counts_assets.source.reader import (
+    SourceMissingError,
+    SourceReader,
+    SourceSchemaError,
+    read_source,
+    source_engine,
+)
+from counts_tests.golden_store import build_golden_store
+from counts_tests.platform import platform_on
 from counts_tests.store import record, sqlite_url, write_store
 
 
@@ -91,3 +100,35 @@ def test_views_are_accepted(engine):
         )
     tables = read_source(engine, ["testorg"], dt.date(2026, 10, 1), dt.date(2026, 10, 31))
     assert tables.needs["call_report_num"].tolist() == ["in"]
+
+
+def test_a_missing_sqlite_store_is_an_error_naming_the_path_and_nothing_is_created(tmp_path):
+    missing = tmp_path / "no" / "store.sqlite"
+    with pytest.raises(SourceMissingError, match=str(missing)):
+        source_engine(f"sqlite:///{missing}")
+    assert not missing.exists() and not missing.parent.exists()
+
+
+def test_the_store_is_opened_read_only(tmp_path):
+    url = sqlite_url(tmp_path)
+    build_golden_store(url)
+    engine = source_engine(url)
+    with engine.connect() as connection:
+        assert connection.execute(sa.text("SELECT count(*) FROM contact_records")).scalar() > 0
+        with pytest.raises(sa.exc.OperationalError, match="readonly"):
+            connection.execute(sa.text("DELETE FROM contact_records"))
+
+
+def test_an_export_run_on_a_missing_store_fails_once_naming_it(tmp_path):
+    missing = tmp_path / "missing.sqlite"
+    with platform_on(tmp_path) as platform:
+        platform.resources["source"] = SourceReader(url=f"sqlite:///{missing}")
+        job = build_defs(platform.resources).resolve_job_def("daily_export_job")
+        result = job.execute_in_process(
+            instance=platform.instance, partition_key="2026-03-08|testorg", raise_on_error=False
+        )
+    assert not result.success and not missing.exists()
+    kinds = [e.event_type_value for e in result.all_events]
+    assert "STEP_RESTARTED" not in kinds and "STEP_UP_FOR_RETRY" not in kinds  # not retried
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    assert str(missing) in failure.step_failure_data.user_failure_data.description

@@ -30,7 +30,7 @@ from counts_assets.partitions import (
     split_key,
 )
 from counts_assets.resources import ExportFiles, OrgRegistry
-from counts_assets.source.reader import SourceReader
+from counts_assets.source.reader import SourceMissingError, SourceReader, SourceSchemaError
 from counts_assets.source.tables import SourceTables
 
 
@@ -263,7 +263,11 @@ def _export(context, source, export_files, orgs, targets: list[Target]) -> RunOu
     if targets:
         first = min(t.first_day for t in targets)
         last = max(t.last_day for t in targets)
-        tables = source.read(sorted({t.org_id for t in targets}), first, last)
+        try:
+            tables = source.read(sorted({t.org_id for t in targets}), first, last)
+        except (SourceMissingError, SourceSchemaError) as exc:
+            # The store's location or shape is configuration: retrying cannot fix it.
+            raise dg.Failure(str(exc), allow_retries=False) from exc
         context.log.info(
             f"read {len(tables.records)} records of {len({t.org_id for t in targets})} orgs "
             f"for Call Dates {first}..{last} in one query per table"

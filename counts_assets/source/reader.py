@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -26,6 +27,26 @@ MARGIN = dt.timedelta(days=2)
 
 class SourceSchemaError(RuntimeError):
     """The store lacks a table or a contract column."""
+
+
+class SourceMissingError(RuntimeError):
+    """COUNTS_SOURCE_URL names a SQLite file that does not exist."""
+
+
+def source_engine(url: str) -> sa.Engine:
+    """An engine that only reads the store. A SQLite file is opened read-only and must exist:
+    opening a missing path would otherwise create an empty store there."""
+    parsed = sa.engine.make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(url)
+    database = parsed.database or ""
+    path = Path(database.removeprefix("file:").split("?", 1)[0])
+    if not database or database == ":memory:" or not path.is_file():
+        raise SourceMissingError(
+            f"the contact-record store {path.resolve() if database else url} does not exist: "
+            "check COUNTS_SOURCE_URL (nothing was created)"
+        )
+    return sa.create_engine(f"sqlite:///file:{path.resolve()}?mode=ro&uri=true")
 
 
 def _record_window(
@@ -126,7 +147,7 @@ class SourceReader(dg.ConfigurableResource):
 
     def engine(self) -> sa.Engine:
         if self._engine is None:
-            self._engine = sa.create_engine(self.url)
+            self._engine = source_engine(self.url)
         return self._engine
 
     def read(self, org_ids: Sequence[str], first: dt.date, last: dt.date) -> SourceTables:
