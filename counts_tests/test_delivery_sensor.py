@@ -5,6 +5,7 @@ Each case counts what the recipient got: lost, duplicated, mixed."""
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 
 import dagster as dg
@@ -14,6 +15,7 @@ import sqlalchemy as sa
 from counts_assets.delivery.resource import DeliveryResource
 from counts_assets.pairs.store import PairStore
 from counts_assets.sensors.delivery import delivery_sensor
+from counts_assets.status import fleet_health
 from counts_tests.golden_store import OTHER_ORG_YAML
 from counts_tests.platform import platform_on
 
@@ -392,3 +394,23 @@ def test_a_publish_cut_before_it_was_recorded_is_recorded_and_sent_by_the_next_d
     assert "publish journal" in recovered["recovered"]
     assert remote_files(base)[SUMMARY] == new_pair["summary"][0]
     assert not list((platform.export_dir / ".pairs").rglob("*.journal"))
+
+
+def test_the_health_view_shows_each_org_at_a_glance(sftp_platform):
+    platform, _ = sftp_platform
+    (platform.orgs_dir / "otherorg.yaml").write_text(OTHER_ORG_YAML.split("permission:")[0])
+    assert platform.run("daily_export_job", "2026-03-07|testorg", "2026-03-08|otherorg").success
+
+    def health():
+        registry = platform.resources["org_registry"].load()
+        rows = fleet_health(platform.instance, registry, dt.datetime.now(dt.UTC))
+        return {r.org_id: r for r in rows}
+
+    before = health()
+    assert before["testorg"].pending == 2 and not before["testorg"].fine
+    assert before["otherorg"].permission.startswith("no permission")
+    deliver(platform, tick(platform))
+    after = health()
+    assert after["testorg"].fine and after["testorg"].last_delivered == "2026-03-08"
+    assert after["testorg"].last_daily == "2026-03-08"
+    assert after["otherorg"].pending == 2 and not after["otherorg"].fine

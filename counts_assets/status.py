@@ -1,0 +1,111 @@
+"""`python -m counts_assets.status`: is every centre fine today? One line per organization:
+whether it may share, the newest daily and monthly pair made, the newest delivered, how many
+pairs are pending, and its failed delivery runs of the last 7 days; then every rejected
+organization file. Reads the Dagster instance in $DAGSTER_HOME; changes nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from dataclasses import dataclass
+
+import dagster as dg
+
+from counts_assets import settings
+from counts_assets.assets.delivery import delivery_job
+from counts_assets.assets.exports import DAILY, MONTHLY
+from counts_assets.orgs.registry import Registry, load_registry
+from counts_assets.sensors.delivery import ORG_TAG, DeliveryState, pending_pairs, storage_ids
+
+
+@dataclass
+class OrgHealth:
+    org_id: str
+    permission: str
+    last_daily: str
+    last_monthly: str
+    last_delivered: str
+    pending: int
+    failed_deliveries: int
+
+    @property
+    def fine(self) -> bool:
+        return self.permission == "in force" and not self.pending and not self.failed_deliveries
+
+
+def _newest_by_org(partitions) -> dict[str, str]:
+    newest: dict[str, str] = defaultdict(str)
+    for partition in partitions:
+        period, _, org_id = partition.partition("|")
+        newest[org_id] = max(newest[org_id], period)
+    return newest
+
+
+def fleet_health(
+    instance: dg.DagsterInstance, registry: Registry, now: dt.datetime
+) -> list[OrgHealth]:
+    ids = storage_ids(instance)
+    pending = pending_pairs(ids, DeliveryState(), registry.orgs, now)
+    made = {c.name: _newest_by_org(ids[c.name][0]) for c in (DAILY, MONTHLY)}
+    delivered = _newest_by_org(p for c in (DAILY, MONTHLY) for p in ids[c.name][1])
+    week_ago = now - dt.timedelta(days=7)
+    failed: dict[str, int] = defaultdict(int)
+    for run in instance.get_runs(
+        dg.RunsFilter(
+            job_name=delivery_job.name,
+            statuses=[dg.DagsterRunStatus.FAILURE],
+            created_after=week_ago,
+        )
+    ):
+        failed[run.tags.get(ORG_TAG, "")] += 1
+    return [
+        OrgHealth(
+            org_id,
+            org.delivery_blocked(now) or "in force",
+            made["daily"].get(org_id, "") or "-",
+            made["monthly"].get(org_id, "")[:7] or "-",
+            delivered.get(org_id, "") or "-",
+            len(pending.get(org_id, [])),
+            failed[org_id],
+        )
+        for org_id, org in sorted(registry.orgs.items())
+    ]
+
+
+def main() -> int:
+    registry = load_registry(settings.orgs_dir(), settings.first_date())
+    with dg.DagsterInstance.get() as instance:
+        rows = fleet_health(instance, registry, dt.datetime.now(dt.UTC))
+    header = (
+        "org",
+        "fine",
+        "last daily",
+        "last monthly",
+        "last delivered",
+        "pending",
+        "failed deliveries (7 days)",
+        "permission",
+    )
+    table = [header] + [
+        (
+            r.org_id,
+            "yes" if r.fine else "NO",
+            r.last_daily,
+            r.last_monthly,
+            r.last_delivered,
+            str(r.pending),
+            str(r.failed_deliveries),
+            r.permission,
+        )
+        for r in rows
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
+    for row in table:
+        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    for error in registry.errors:
+        print(f"REJECTED {error}")
+    return 0 if all(r.fine for r in rows) and not registry.errors else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
