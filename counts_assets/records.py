@@ -44,14 +44,9 @@ def latest_records(
     return found
 
 
-def latest_ids(
-    instance: dg.DagsterInstance, asset_key: dg.AssetKey, observations: bool = False
-) -> Mapping[str, int]:
-    """Storage id of the newest materialization (or observation) of every partition: one
-    grouped query over the event index, however long the history."""
-    kind = (
-        dg.DagsterEventType.ASSET_OBSERVATION
-        if observations
-        else dg.DagsterEventType.ASSET_MATERIALIZATION
+def latest_ids(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> Mapping[str, int]:
+    """Storage id of the newest materialization of every partition: one grouped query over
+    the event index, however long the history."""
+    return instance.get_latest_storage_id_by_partition(
+        asset_key, dg.DagsterEventType.ASSET_MATERIALIZATION
     )
-    return instance.get_latest_storage_id_by_partition(asset_key, kind)

@@ -17,7 +17,6 @@ from counts_assets.assets.exports import CHECK_INTACT, DAILY, MONTHLY, Cadence
 from counts_assets.delivery.ledger import (
     CADENCES,
     Delivered,
-    Published,
     delivered_versions,
     ledger_key,
     published_versions,
@@ -27,7 +26,7 @@ from counts_assets.delivery.retry import send_batch
 from counts_assets.delivery.targets import DeliveryError
 from counts_assets.exports.periods import period_bounds
 from counts_assets.orgs.models import Organization
-from counts_assets.pairs.store import PairBytes, PairStore
+from counts_assets.pairs.store import PairBytes, PairStore, PairVersion
 from counts_assets.partitions import partition_key
 from counts_assets.records import latest_records, metadata_of
 from counts_assets.resources import ExportFiles, OrgRegistry
@@ -68,7 +67,7 @@ class PairJob:
     period: str
     first_day: dt.date
     last_day: dt.date
-    published: Published | None = None
+    published: PairVersion | None = None
     delivered: Delivered | None = None
     disk: PairBytes | None = None
 
@@ -143,14 +142,14 @@ def _read_verified(context, store: PairStore, job: PairJob, previous: dict) -> s
             job.disk = pair.read()
             journal = job.disk.journal
             if journal is not None:
-                if journal == job.disk.version != job.published.version:
+                if journal == job.disk.version != job.published:
                     _record_recovered(context, job, job.disk)
-                    job.published = Published(job.disk.version, 0, {})
+                    job.published = job.disk.version
                 pair.recorded()
     except OSError as exc:
         reason = f"cannot read the pair: {exc}; make the period again to publish it anew"
         return _refuse(context, job, reason, previous)
-    found, expected = job.disk.version, job.published.version
+    found, expected = job.disk.version, job.published
     for kind in ("summary", "needs"):
         if found.sha256(kind) == expected.sha256(kind):
             continue
@@ -242,7 +241,7 @@ def deliver_pairs(
             refused.append(refusal)
         elif (
             job.delivered
-            and job.delivered.version == job.published.version
+            and job.delivered.version == job.published
             and (job.delivered.target == place)
         ):
             _record(context, job, place, None)  # already there: nothing is sent

@@ -215,7 +215,7 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
         outcome = _export(context, source, export_files, registry.orgs, targets)
 
         counts = findings_counts(outcome.frames.findings)
-        for result, _pair in publish_pairs(outcome, export_files.root):
+        for result in publish_pairs(outcome, export_files.root):
             target = result.target
             extra = _reconciliation(export_files, outcome, target) if cadence.monthly else {}
             yield from _materializations(cadence, outcome, target, counts, extra)

@@ -27,16 +27,9 @@ def legacy_ledger_keys(cadence: Cadence) -> tuple[dg.AssetKey, dg.AssetKey]:
     )
 
 
-@dataclass(frozen=True)
-class Published:
-    version: PairVersion
-    storage_id: int
-    paths: dict[str, str]
-
-
 def published_versions(
     instance: dg.DagsterInstance, cadence: Cadence, partitions: Iterable[str]
-) -> dict[str, Published]:
+) -> dict[str, PairVersion]:
     """The newest published pair of each partition (periods that made no file are absent)."""
     partitions = list(partitions)
     summaries = latest_records(instance, cadence.summary, partitions)
@@ -50,10 +43,8 @@ def published_versions(
         needs_meta = metadata_of(needs_record)
         if "sha256" not in needs_meta:
             continue
-        out[partition] = Published(
-            PairVersion(meta["sha256"], meta.get("needs_sha256") or needs_meta["sha256"]),
-            record.storage_id,
-            {"summary": meta.get("path", ""), "needs": needs_meta.get("path", "")},
+        out[partition] = PairVersion(
+            meta["sha256"], meta.get("needs_sha256") or needs_meta["sha256"]
         )
     return out
 
@@ -62,7 +53,6 @@ def published_versions(
 class Delivered:
     version: PairVersion
     target: str
-    storage_id: int
     delivered_at: str
 
 
@@ -78,7 +68,6 @@ def delivered_versions(
         out[partition] = Delivered(
             PairVersion(meta["summary_sha256"], meta["needs_sha256"]),
             meta["target"],
-            record.storage_id,
             meta.get("delivered_at", ""),
         )
     missing = [p for p in partitions if p not in out]
@@ -92,7 +81,6 @@ def delivered_versions(
                 out[partition] = Delivered(
                     PairVersion(s["sha256"], n["sha256"]),
                     f"{s['target'].rstrip('/')}/{_remote_dir(s['location'], s['target'])}",
-                    min(summaries[partition].storage_id, needs[partition].storage_id),
                     s.get("delivered_at", ""),
                 )
     return out

@@ -3,6 +3,7 @@ pairs that pass one by one, each under its lock. The assets call this; tests cal
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ from counts_assets.exports.csv_format import csv_lines, header_line
 from counts_assets.exports.layout import FILE_KEY, NEEDS_HEADER, SUMMARY_HEADER
 from counts_assets.exports.periods import Target, targets_frame
 from counts_assets.orgs.models import Organization
-from counts_assets.pairs.store import PairHandle, PairPathError, PairStore, PublishedFile
+from counts_assets.pairs.store import PairPathError, PairStore, PublishedFile
 from counts_assets.source.tables import SourceTables
 from counts_assets.validation.gate import validate_run
 
@@ -97,9 +98,7 @@ def build_run(
     return RunOutcome(frames=frames, files=files)
 
 
-def publish_pairs(
-    outcome: RunOutcome, export_dir: Path
-) -> Iterator[tuple[FileOutcome, PairHandle]]:
+def publish_pairs(outcome: RunOutcome, export_dir: Path) -> Iterator[FileOutcome]:
     """Publishes each valid pair under its lock and yields it while the lock is held, so the
     caller records it before anyone else looks at the pair; the journal goes once the caller
     resumes. A pair that cannot be written (full disk, a folder at a file path) fails alone."""
@@ -107,15 +106,16 @@ def publish_pairs(
     for (org_id, period), result in outcome.files.items():
         if result.failures:
             continue
-        try:
-            with store.locked(org_id, period) as pair:
+        with contextlib.ExitStack() as held:
+            try:
+                pair = held.enter_context(store.locked(org_id, period))
                 result.published = pair.publish(result.contents)
-                yield result, pair
-                pair.recorded()
-        except OSError as exc:
-            result.published = []
-            result.failures.append(f"cannot publish the pair: {exc}")
-            result.retryable = not isinstance(exc, PairPathError)
+            except OSError as exc:
+                result.failures.append(f"cannot publish the pair: {exc}")
+                result.retryable = not isinstance(exc, PairPathError)
+                continue
+            yield result
+            pair.recorded()
 
 
 def run_exports(
@@ -127,5 +127,5 @@ def run_exports(
     """Build, validate and publish, for callers with nothing to record (tests, benchmarks)."""
     outcome = build_run(source, orgs, targets)
     for _ in publish_pairs(outcome, export_dir):
-        pass
+        pass  # nothing to record
     return outcome

@@ -80,9 +80,6 @@ class PairHandle:
         self._temps = {k: self.folder / f".{path.name}.part" for k, path in self.paths.items()}
         self.journal: PairVersion | None = None
 
-    def _sync_folder(self) -> None:
-        _sync(self.folder)
-
     def repair(self) -> None:
         """Finish a publish that was cut short, or undo one that never reached its journal."""
         entry = _read_journal(self._journal)
@@ -97,7 +94,7 @@ class PairHandle:
                 os.replace(temp, self.paths[kind])
             else:
                 temp.unlink(missing_ok=True)
-        self._sync_folder()
+        _sync(self.folder)
         self.journal = entry
 
     def publish(self, contents: dict[str, tuple[bytes, int]]) -> list[PublishedFile]:
@@ -120,7 +117,7 @@ class PairHandle:
             raise
         for kind in KINDS:
             os.replace(self._temps[kind], self.paths[kind])
-        self._sync_folder()
+        _sync(self.folder)
         self.journal = version
         return [
             PublishedFile(kind, self.paths[kind], len(content), sha256(content), rows)
