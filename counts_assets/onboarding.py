@@ -22,9 +22,10 @@ from counts_assets.exports.periods import plan_targets, targets_frame
 from counts_assets.orgs.models import Organization, normalize_text
 from counts_assets.orgs.registry import check_org_file, folders_overlap, load_registry
 from counts_assets.rules.inclusion import select_included, with_call_dates
-from counts_assets.rules.text import as_text, matching_form
+from counts_assets.rules.text import as_text, matching_form, shown
 from counts_assets.source.reader import read_source, source_engine
 from counts_assets.source.tables import SourceTables
+from counts_assets.source.values import clean_source
 
 FREE_TEXT_DISTINCT_ANSWERS = 25
 
@@ -39,13 +40,19 @@ def check_org(
     org: Organization, tables: SourceTables, today: dt.date, days: int
 ) -> OnboardingReport:
     report = OnboardingReport()
+    tables, left_out, _ = clean_source(tables)
+    if not left_out.empty:
+        report.problems.append(
+            f"{len(left_out)} records in the last {days} days would be left out: a value that "
+            "is not readable text, or no record number"
+        )
     records = tables.records[as_text(tables.records["org_id"]) == org.id]
     seen_forms = set(as_text(records["contact_form"]).dropna())
     for form in org.contact_forms:
         if form not in seen_forms:
             report.problems.append(
                 f"contact_forms: no record on form {form!r} in the last {days} days "
-                f"(forms seen: {', '.join(sorted(seen_forms)) or 'none'})"
+                f"(forms seen: {', '.join(shown(f) for f in sorted(seen_forms)) or 'none'})"
             )
 
     answers = tables.answers[as_text(tables.answers["org_id"]) == org.id]
@@ -80,8 +87,8 @@ def check_org(
         uncovered = given[~given.map(str.casefold).isin(mapping)].value_counts()
         for answer, count in uncovered.items():
             report.problems.append(
-                f"demographics.{slot}: answer {answer!r} ({count} times) is not in the value "
-                "map and would be sent empty"
+                f"demographics.{slot}: answer {shown(answer)!r} ({count} times) is not in the "
+                "value map and would be sent empty"
             )
 
     start = max(org.share_from, today - dt.timedelta(days=days))
@@ -123,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         clashes.append(f"{args.org_file}: the registry reads only files named <id>.yaml")
     today = dt.datetime.now(dt.UTC).date()
     url = settings.source_url()
-    tables = read_source(source_engine(url), [org.id], today - dt.timedelta(days=args.days), today)
+    tables = read_source(source_engine(url), [org], today - dt.timedelta(days=args.days), today)
     report = check_org(org, tables, today, args.days)
     report.problems = [str(e) for e in clashes] + report.problems
     print(f"{org.id} ({org.name}), {org.timezone}, sharing from {org.share_from}")

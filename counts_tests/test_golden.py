@@ -28,7 +28,7 @@ def _export(golden, starts: list[dt.date], monthly: bool):
     targets, skipped = plan_targets([("testorg", s) for s in starts], orgs, monthly)
     first = min(t.first_day for t in targets)
     last = max(t.last_day for t in targets)
-    outcome = run_exports(reader.read(["testorg"], first, last), orgs, targets, export_dir)
+    outcome = run_exports(reader.read(orgs["testorg"], first, last), orgs, targets, export_dir)
     return outcome, skipped, export_dir
 
 
@@ -57,7 +57,7 @@ def test_files_match_the_hand_written_golden_files(golden, monthly, starts, name
 
 def test_findings_name_records_and_codes(golden):
     outcome, _, _ = _export(golden, [dt.date(2026, 3, 1)], monthly=True)
-    findings = outcome.frames.findings
+    findings = outcome.findings
     assert findings.unreadable[["call_report_num", "column"]].values.tolist() == [
         ["1008", "started_at"]
     ]

@@ -42,7 +42,7 @@ def test_go_live_check_reports_every_gap(tmp_path):
             "source": {"question": "Notes"},
         },
     )
-    tables = read_source(engine, ["neworg"], TODAY - dt.timedelta(days=90), TODAY)
+    tables = read_source(engine, [org], TODAY - dt.timedelta(days=90), TODAY)
     report = check_org(org, tables, TODAY, 90)
     assert report.problems == [
         "contact_forms: no record on form '211 Chat' in the last 90 days (forms seen: 211 Contact)",
@@ -59,7 +59,7 @@ def test_go_live_check_reports_every_gap(tmp_path):
 def test_go_live_check_counts_records_per_month(tmp_path):
     engine, _ = _store(tmp_path)
     org = make_org(id="neworg", share_from="2026-10-01")
-    report = check_org(org, read_source(engine, ["neworg"], dt.date(2026, 8, 27), TODAY), TODAY, 90)
+    report = check_org(org, read_source(engine, [org], dt.date(2026, 8, 27), TODAY), TODAY, 90)
     assert report.problems == []
     assert report.records_per_month == {"2026-10": 20, "2026-11": 20}
 

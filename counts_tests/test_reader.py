@@ -9,15 +9,23 @@ import sqlalchemy as sa
 
 from counts_assets.definitions import build_defs
 from counts_assets.source.reader import (
+    RECOMMENDED_INDEXES,
     SourceMissingError,
     SourceReader,
     SourceSchemaError,
     read_source,
     source_engine,
 )
+from counts_tests.factories import make_org
 from counts_tests.golden_store import build_golden_store
 from counts_tests.platform import platform_on
 from counts_tests.store import record, sqlite_url, write_store
+
+ORG = make_org(
+    interaction_filter={"any_of": [{"question": "Line Called", "answers": ["2-1-1"]}]},
+    demographics={"gender": {"question": "Gender"}},
+)
+OCTOBER = (dt.date(2026, 10, 1), dt.date(2026, 10, 31))
 
 
 @pytest.fixture
@@ -33,6 +41,8 @@ def engine(tmp_path):
     ]
     answers = [
         ("testorg", "in", "Gender", "F"),
+        ("testorg", "in", " line called ", "2-1-1"),
+        ("testorg", "in", "Caller Notes", "CANARY-NOTE-lives-at-12-Elm"),
         ("testorg", "early", "Gender", "M"),
         ("elsewhere", "other", "Gender", "X"),
     ]
@@ -41,25 +51,37 @@ def engine(tmp_path):
     return write_store(sqlite_url(tmp_path), records, answers, needs, referrals)
 
 
-def test_one_query_per_table_for_the_whole_range(engine):
-    statements: list[str] = []
+def _data_statements(engine: sa.Engine) -> list[tuple[str, tuple]]:
+    statements: list[tuple[str, tuple]] = []
     sa.event.listen(
         engine,
         "before_cursor_execute",
-        lambda conn, cursor, statement, *a: statements.append(statement),
+        lambda conn, cursor, statement, parameters, *a: statements.append((statement, parameters)),
     )
-    tables = read_source(engine, ["testorg"], dt.date(2026, 10, 1), dt.date(2026, 10, 31))
+    return statements
+
+
+def test_an_org_range_is_read_in_five_queries_of_contract_columns_and_used_questions(engine):
+    statements = _data_statements(engine)
+    tables = read_source(engine, [ORG], *OCTOBER)
     data_queries = [
         s
-        for s in statements
+        for s, _ in statements
         if s.lstrip().upper().startswith("SELECT")
         and "sqlite_master" not in s
         and "PRAGMA" not in s.upper()
     ]
-    assert len(data_queries) == 4
-    assert not any("caller_name" in s or "notes" in s or "resource_name" in s for s in statements)
+    # records, the questions asked, used answers, needs, referral counts
+    assert len(data_queries) == 5
+    assert not any(
+        "caller_name" in s or "notes" in s or "resource_name" in s for s, _ in statements
+    )
     assert sorted(tables.records["call_report_num"]) == ["bad", "in", "null", "offset"]
-    assert tables.answers.values.tolist() == [["testorg", "in", "Gender", "F"]]
+    assert sorted(tables.answers.values.tolist()) == [
+        ["testorg", "in", " line called ", "2-1-1"],
+        ["testorg", "in", "Gender", "F"],
+    ]
+    assert "CANARY" not in repr(tables)
     assert tables.needs["call_report_num"].tolist() == ["in"]
     assert tables.referrals.values.tolist() == [["testorg", "in", 2]]
     assert list(tables.records.columns) == [
@@ -74,6 +96,36 @@ def test_one_query_per_table_for_the_whole_range(engine):
     ]
 
 
+def test_every_read_is_served_by_the_recommended_indexes(tmp_path):
+    url = sqlite_url(tmp_path)
+    engine = write_store(
+        url, [record("in", "2026-10-15 12:00:00")], [("testorg", "in", "Gender", "F")]
+    )
+    with engine.connect() as connection:
+        indexes = connection.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'index'"
+        ).scalars()
+        assert sorted(indexes) == sorted(RECOMMENDED_INDEXES)  # the README's list, no more
+    statements = _data_statements(engine)
+    read_source(engine, [ORG], *OCTOBER)
+    reads = [
+        (s, p)
+        for s, p in statements
+        if s.lstrip().upper().startswith("SELECT") and "FROM contact_" in s
+    ]
+    assert len(reads) == 5
+    with engine.connect() as connection:
+        for statement, parameters in reads:
+            plan = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters).all()
+            steps = [row[-1] for row in plan]
+            assert not [s for s in steps if s.startswith("SCAN")], (statement, steps)
+            searched = [s for s in steps if s.startswith("SEARCH")]
+            assert searched and all("USING" in s and "INDEX" in s for s in searched), steps
+            # the records are searched by their time range, not by org alone
+            ranged = [s for s in searched if "records_by_start" in s]
+            assert any("started_at>" in s for s in ranged), steps
+
+
 def test_missing_table_or_column_is_named(tmp_path):
     engine = sa.create_engine(sqlite_url(tmp_path))
     with engine.begin() as connection:
@@ -83,7 +135,7 @@ def test_missing_table_or_column_is_named(tmp_path):
             "answer TEXT)"
         )
     with pytest.raises(SourceSchemaError) as error:
-        read_source(engine, ["testorg"], dt.date(2026, 10, 1), dt.date(2026, 10, 1))
+        read_source(engine, [ORG], dt.date(2026, 10, 1), dt.date(2026, 10, 1))
     message = str(error.value)
     assert "contact_records.call_report_num is missing" in message
     assert "contact_records.postal_code is missing" in message
@@ -98,7 +150,7 @@ def test_views_are_accepted(engine):
             "CREATE VIEW contact_needs AS SELECT org_id, call_report_num, taxonomy_code, unmet "
             "FROM crm_needs"
         )
-    tables = read_source(engine, ["testorg"], dt.date(2026, 10, 1), dt.date(2026, 10, 31))
+    tables = read_source(engine, [ORG], *OCTOBER)
     assert tables.needs["call_report_num"].tolist() == ["in"]
 
 

@@ -9,7 +9,7 @@ import pandas as pd
 
 from counts_assets.exports.layout import NEEDS_HEADER, SUMMARY_HEADER
 from counts_assets.exports.periods import Target
-from counts_assets.exports.run import run_exports
+from counts_assets.exports.run import build_run, publish_pairs, run_exports
 from counts_assets.source.tables import SourceTables
 from counts_assets.validation.gate import validate_run
 from counts_tests.factories import make_org, records_frame, targets
@@ -110,35 +110,35 @@ def test_pair_records_must_match_total_calls():
 
 
 def test_failed_pair_is_not_published_and_the_previous_pair_stays(tmp_path):
+    # The source can no longer produce an invalid file (bad records are left out before), so
+    # the failure is the gate's verdict on one pair, set as validate_run sets it.
     org = make_org()
     folder = tmp_path / "testorg" / "daily"
     folder.mkdir(parents=True)
     for kind in ("summary", "needs"):
         (folder / f"testorg_daily_2026-10-15_{kind}.csv").write_text(f"previous {kind}\n")
     day = dt.date(2026, 10, 15)
-    source = SourceTables.empty()
+    empty = SourceTables.empty()
     source = SourceTables(
         records=records_frame(
             [
-                {"call_report_num": "", "started_at": "2026-10-15T17:00:00Z"},
+                {"call_report_num": "bad", "started_at": "2026-10-15T17:00:00Z"},
                 {"call_report_num": "ok", "started_at": "2026-10-16T17:00:00Z"},
             ]
         ),
-        answers=source.answers,
-        needs=source.needs,
-        referrals=source.referrals,
+        answers=empty.answers,
+        needs=empty.needs,
+        referrals=empty.referrals,
     )
-    outcome = run_exports(
-        source,
-        {org.id: org},
-        [
-            Target("testorg", "2026-10-15", day, day),
-            Target("testorg", "2026-10-16", day.replace(day=16), day.replace(day=16)),
-        ],
-        tmp_path,
-    )
+    targets = [
+        Target("testorg", "2026-10-15", day, day),
+        Target("testorg", "2026-10-16", day.replace(day=16), day.replace(day=16)),
+    ]
+    outcome = build_run(source, {org.id: org}, targets)
+    outcome.files[("testorg", "2026-10-15")].failures.append("needs file fails [a rule]")
+    published = [r.target.period for r in publish_pairs(outcome, tmp_path)]
+    assert published == ["2026-10-16"]
     assert list(outcome.failed) == [("testorg", "2026-10-15")]
-    assert "Call Report Num: str_length" in outcome.failed[("testorg", "2026-10-15")][0]
     for kind in ("summary", "needs"):
         assert (folder / f"testorg_daily_2026-10-15_{kind}.csv").read_text() == f"previous {kind}\n"
     assert (
@@ -174,6 +174,6 @@ def test_duplicate_record_numbers_are_left_out_and_reported(tmp_path):
         source, {org.id: org}, [Target("testorg", "2026-10-15", day, day)], tmp_path
     )
     assert outcome.failed == {}
-    assert outcome.frames.findings.duplicates.values.tolist() == [["testorg", "42", 2]]
+    assert outcome.findings.duplicates.values.tolist() == [["testorg", "2026-10-15", "42", 2]]
     needs = (tmp_path / "testorg/daily/testorg_daily_2026-10-15_needs.csv").read_text()
     assert needs.splitlines()[1:] == ["2026-10-15,,,0,,,,,,,,43"]

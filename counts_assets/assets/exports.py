@@ -22,7 +22,8 @@ from counts_assets.exports.periods import (
     split_open_periods,
 )
 from counts_assets.exports.reconciliation import diff_for_month
-from counts_assets.exports.run import RunOutcome, build_run, publish_pairs
+from counts_assets.exports.run import FileOutcome, RunOutcome, build_run, publish_pairs
+from counts_assets.orgs.models import Organization
 from counts_assets.partitions import (
     daily_partitions,
     monthly_partitions,
@@ -31,7 +32,6 @@ from counts_assets.partitions import (
 )
 from counts_assets.resources import ExportFiles, OrgRegistry
 from counts_assets.source.reader import SourceMissingError, SourceReader, SourceSchemaError
-from counts_assets.source.tables import SourceTables
 
 
 class Cadence:
@@ -63,6 +63,8 @@ CHECK_NEEDS = "taxonomy_codes_valid"
 CHECK_ZIPS = "zip_codes_valid"
 CHECK_SCHEMA = "files_pass_schema"
 CHECK_INTACT = "published_bytes_intact"
+CHECK_CLEAN = "source_values_clean"
+NO_NUMBER = "(no usable number)"
 
 
 def _warning(cadence_key: dg.AssetKey, name: str, frame: pd.DataFrame, what: str):
@@ -76,17 +78,32 @@ def _warning(cadence_key: dg.AssetKey, name: str, frame: pd.DataFrame, what: str
 
 
 def _check_results(cadence: Cadence, outcome: RunOutcome, failed: dict) -> Iterator:
-    findings = outcome.frames.findings
+    findings = outcome.findings
     unreadable = pd.concat(
         [
-            findings.unreadable,
-            findings.duplicates.assign(column="duplicate call_report_num")[
-                ["org_id", "call_report_num", "column"]
-            ],
+            findings.unreadable.assign(
+                call_report_num=findings.unreadable["call_report_num"].fillna(NO_NUMBER)
+            ),
+            findings.duplicates.assign(
+                column="call_report_num on "
+                + findings.duplicates["rows"].astype(str)
+                + " records read for "
+                + findings.duplicates["period"].astype(str)
+            )[["org_id", "call_report_num", "column"]],
         ],
         ignore_index=True,
     )
     yield _warning(cadence.raw, CHECK_UNREADABLE, unreadable, "records_left_out")
+    clean = pd.concat(
+        [
+            findings.control_characters.assign(finding="values with control characters (removed)"),
+            findings.formula_like.assign(
+                finding="values starting with = + - @ in " + findings.formula_like["column"]
+            ),
+        ],
+        ignore_index=True,
+    ).reindex(columns=["org_id", "period", "finding", "values"])
+    yield _warning(cadence.raw, CHECK_CLEAN, clean, "values")
     yield _warning(cadence.mapped, CHECK_UNMAPPED, findings.unmapped, "unmapped_answers")
     yield _warning(cadence.needs, CHECK_NEEDS, findings.invalid_needs, "needs_left_out")
     yield _warning(cadence.needs, CHECK_ZIPS, findings.invalid_zips, "invalid_zips_per_file")
@@ -114,12 +131,12 @@ def _check_results(cadence: Cadence, outcome: RunOutcome, failed: dict) -> Itera
 
 
 def _log_findings(context: dg.AssetExecutionContext, outcome: RunOutcome) -> None:
-    findings = outcome.frames.findings
+    findings = outcome.findings
     if not findings.unreadable.empty:
         context.log.warning(
             f"{len(findings.unreadable)} records left out, unreadable values: "
             + ", ".join(
-                f"{r.org_id}/{r.call_report_num} ({r.column})"
+                f"{r.org_id}/{r.call_report_num or NO_NUMBER} ({r.column})"
                 for r in findings.unreadable.head(20).itertuples()
             )
         )
@@ -174,6 +191,13 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
     ]
     checks = [
         dg.AssetCheckSpec(CHECK_UNREADABLE, asset=cadence.raw),
+        dg.AssetCheckSpec(
+            CHECK_CLEAN,
+            asset=cadence.raw,
+            description="Values read with control characters (removed before use), and values "
+            "sent that start with = + - or @, which a spreadsheet would take for a formula "
+            "(sent as they are): a finding for the organization's form, not an error.",
+        ),
         dg.AssetCheckSpec(CHECK_UNMAPPED, asset=cadence.mapped),
         dg.AssetCheckSpec(CHECK_NEEDS, asset=cadence.needs),
         dg.AssetCheckSpec(CHECK_ZIPS, asset=cadence.needs),
@@ -212,13 +236,17 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
             known, registry.orgs, cadence.monthly, dt.datetime.now(dt.UTC)
         )
         targets, skipped = plan_targets(ended, registry.orgs, cadence.monthly)
-        outcome = _export(context, source, export_files, registry.orgs, targets)
-
-        counts = findings_counts(outcome.frames.findings)
-        for result in publish_pairs(outcome, export_files.root):
-            target = result.target
-            extra = _reconciliation(export_files, outcome, target) if cadence.monthly else {}
-            yield from _materializations(cadence, outcome, target, counts, extra)
+        # Organization by organization: memory holds one org's range, never the whole run's.
+        batches = []
+        for org_id, org_targets in _by_org(targets):
+            batch = _export(context, source, registry.orgs[org_id], org_targets)
+            counts = findings_counts(batch.findings)
+            for result in publish_pairs(batch, export_files.root):
+                extra = _reconciliation(export_files, result) if cadence.monthly else {}
+                yield from _materializations(cadence, result, counts, extra)
+                result.release()
+            batches.append(batch)
+        outcome = RunOutcome.combine(batches)
         without_file = [(k, STATUS_SKIPPED, r) for k, r in skipped.items()]
         without_file += [(k, STATUS_NOT_ENDED, r) for k, r in still_open.items()]
         for (org_id, period), status, reason in without_file:
@@ -259,27 +287,29 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
     return export_files
 
 
-def _export(context, source, export_files, orgs, targets: list[Target]) -> RunOutcome:
-    if targets:
-        first = min(t.first_day for t in targets)
-        last = max(t.last_day for t in targets)
-        try:
-            tables = source.read(sorted({t.org_id for t in targets}), first, last)
-        except (SourceMissingError, SourceSchemaError) as exc:
-            # The store's location or shape is configuration: retrying cannot fix it.
-            raise dg.Failure(str(exc), allow_retries=False) from exc
-        context.log.info(
-            f"read {len(tables.records)} records of {len({t.org_id for t in targets})} orgs "
-            f"for Call Dates {first}..{last} in one query per table"
-        )
-    else:
-        tables = SourceTables.empty()
-    return build_run(tables, orgs, targets)
+def _by_org(targets: list[Target]) -> Iterator[tuple[str, list[Target]]]:
+    by_org: dict[str, list[Target]] = {}
+    for target in targets:
+        by_org.setdefault(target.org_id, []).append(target)
+    yield from by_org.items()
 
 
-def _reconciliation(export_files: ExportFiles, outcome: RunOutcome, target: Target) -> dict:
+def _export(context, source: SourceReader, org: Organization, targets: list[Target]) -> RunOutcome:
+    """One organization's files of the run, built and validated; nothing written yet."""
+    first = min(t.first_day for t in targets)
+    last = max(t.last_day for t in targets)
+    try:
+        tables = source.read(org, first, last)
+    except (SourceMissingError, SourceSchemaError) as exc:
+        # The store's location or shape is configuration: retrying cannot fix it.
+        raise dg.Failure(str(exc), allow_retries=False) from exc
+    context.log.info(f"{org.id}: read {len(tables.records)} records for Call Dates {first}..{last}")
+    return build_run(tables, {org.id: org}, targets)
+
+
+def _reconciliation(export_files: ExportFiles, result: FileOutcome) -> dict:
     """Metadata of the monthly summary: the diff against the daily files made for the month."""
-    result = outcome.files[(target.org_id, target.period)]
+    target = result.target
     if not result.published:
         return {}
     diff, missing = diff_for_month(
@@ -300,11 +330,9 @@ def _reconciliation(export_files: ExportFiles, outcome: RunOutcome, target: Targ
     }
 
 
-def _materializations(
-    cadence: Cadence, outcome: RunOutcome, target: Target, counts: dict, extra: dict
-):
+def _materializations(cadence: Cadence, result: FileOutcome, counts: dict, extra: dict):
+    target = result.target
     key = (target.org_id, target.period)
-    result = outcome.files[key]
     if not result.published:
         return
     start = target.first_day.replace(day=1) if cadence.monthly else target.first_day

@@ -13,6 +13,8 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
+from counts_assets.source.reader import RECOMMENDED_INDEXES
+
 SCHEMA = """
 CREATE TABLE contact_records (
     org_id TEXT NOT NULL, call_report_num TEXT NOT NULL, contact_form TEXT NOT NULL,
@@ -30,11 +32,8 @@ CREATE TABLE contact_referrals (
     org_id TEXT NOT NULL, call_report_num TEXT NOT NULL, resource_id TEXT NOT NULL,
     resource_name TEXT
 );
-CREATE INDEX records_by_org ON contact_records (org_id, call_report_num);
-CREATE INDEX answers_by_record ON contact_answers (org_id, call_report_num);
-CREATE INDEX needs_by_record ON contact_needs (org_id, call_report_num);
-CREATE INDEX referrals_by_record ON contact_referrals (org_id, call_report_num);
 """
+SCHEMA += "".join(f"CREATE INDEX {name} ON {on};\n" for name, on in RECOMMENDED_INDEXES.items())
 
 TAXONOMY = [
     "BD-1800.2000",  # food pantries

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import pandas as pd
 
@@ -11,24 +11,60 @@ from counts_assets.exports.layout import FILE_KEY, NEEDS_HEADER
 from counts_assets.orgs.models import SLOTS, Organization
 from counts_assets.rules.booleans import parse_flags
 from counts_assets.rules.demographics import map_demographics
-from counts_assets.rules.inclusion import RECORD_KEY, select_included, with_call_dates
+from counts_assets.rules.inclusion import (
+    RECORD_KEY,
+    repeated_numbers,
+    select_included,
+    with_call_dates,
+)
 from counts_assets.rules.taxonomy import normalize_codes
-from counts_assets.rules.text import as_text
+from counts_assets.rules.text import as_text, shown
 from counts_assets.rules.zip_codes import normalize_zip
 from counts_assets.source.tables import SourceTables
+from counts_assets.source.values import clean_source
 
 SLOT_HEADERS = dict(zip(SLOTS, NEEDS_HEADER[5:11], strict=True))
+PERIOD_RECORD = [*FILE_KEY, "call_report_num"]
+# A spreadsheet would take these for a formula. 211 Counts reads them as data: they are sent
+# as they are and counted, so an org can fix its form.
+FORMULA_START = ("=", "+", "-", "@")
+
+
+FINDING_COLUMNS = {
+    "unreadable": ["org_id", "call_report_num", "column"],
+    "duplicates": ["org_id", "period", "call_report_num", "rows"],
+    "invalid_needs": ["org_id", "period", "call_report_num", "taxonomy_code", "reason"],
+    "invalid_zips": ["org_id", "period", "count"],
+    "unmapped": ["org_id", "period", "slot", "answer", "count"],
+    "control_characters": ["org_id", "values"],
+    "formula_like": ["org_id", "period", "column", "values"],
+}
 
 
 @dataclass(frozen=True)
 class Findings:
-    """Data-quality findings of a run. Record numbers and codes only: no personal data."""
+    """Data-quality findings of a run. Record numbers and codes only, each source value cut to
+    40 characters (`shown`), never an undecodable one: no personal data."""
 
-    unreadable: pd.DataFrame  # org_id, call_report_num, column
-    duplicates: pd.DataFrame  # org_id, call_report_num, rows
+    unreadable: pd.DataFrame  # org_id, call_report_num (None: no usable number), column
+    duplicates: pd.DataFrame  # org_id, period, call_report_num, rows
     invalid_needs: pd.DataFrame  # org_id, period, call_report_num, taxonomy_code, reason
     invalid_zips: pd.DataFrame  # org_id, period, count
     unmapped: pd.DataFrame  # org_id, period, slot, answer, count
+    control_characters: pd.DataFrame  # org_id, values
+    formula_like: pd.DataFrame  # org_id, period, column, values
+
+    @classmethod
+    def concat(cls, parts: list[Findings]) -> Findings:
+        names = [f.name for f in fields(cls)]
+        if not parts:
+            return cls(**{name: pd.DataFrame(columns=FINDING_COLUMNS[name]) for name in names})
+        return cls(
+            **{
+                name: pd.concat([getattr(p, name) for p in parts], ignore_index=True)
+                for name in names
+            }
+        )
 
 
 @dataclass(frozen=True)
@@ -43,15 +79,57 @@ def _text_keys(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(**{column: as_text(frame[column]) for column in RECORD_KEY})
 
 
-def _duplicate_records(records: pd.DataFrame) -> pd.DataFrame:
-    sizes = records.groupby(RECORD_KEY, dropna=True).size().rename("rows").reset_index()
-    return sizes[sizes["rows"] > 1].reset_index(drop=True)
+def _without(frame: pd.DataFrame, drop: pd.DataFrame, on: list[str]) -> pd.DataFrame:
+    marked = frame.merge(drop[on].drop_duplicates().assign(_drop=True), on=on, how="left")
+    return frame[marked["_drop"].isna().to_numpy()]
+
+
+def _shown(frame: pd.DataFrame, columns: list[str]) -> pd.DataFrame:
+    """The frame with its source values cut as a report may show them."""
+    cut = {
+        c: pd.Series(
+            [None if pd.isna(v) else shown(v) for v in frame[c]], index=frame.index, dtype=object
+        )
+        for c in columns
+    }
+    return frame.assign(**cut)
+
+
+def _formula_like(
+    per_record: pd.DataFrame, included: pd.DataFrame, orgs: Mapping[str, Organization]
+) -> pd.DataFrame:
+    """Values sent as they are that start like a spreadsheet formula, per file and column:
+    pass-through slots, Report Version and Call Report Num, once per record."""
+    passed = pd.DataFrame(
+        [
+            (org.id, SLOT_HEADERS[slot])
+            for org in orgs.values()
+            for slot, spec in org.demographics.items()
+            if spec.values is None
+        ],
+        columns=["org_id", "column"],
+    )
+    cells = pd.concat(
+        [
+            per_record.rename(columns=SLOT_HEADERS)
+            .melt(id_vars=PERIOD_RECORD, value_vars=list(SLOT_HEADERS.values()), var_name="column")
+            .merge(passed, on=["org_id", "column"]),
+            included[PERIOD_RECORD].assign(
+                column="Call Report Num", value=included["call_report_num"]
+            ),
+            included[PERIOD_RECORD].assign(column="Report Version", value=included["version"]),
+        ],
+        ignore_index=True,
+    )
+    flagged = cells[cells["value"].astype(str).str.startswith(FORMULA_START)]
+    counted = flagged.groupby([*FILE_KEY, "column"]).size().rename("values").reset_index()
+    return counted[[*FILE_KEY, "column", "values"]]
 
 
 def _need_rows(included: pd.DataFrame, needs: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Grouped need rows (one per record, code and unmet flag), a no-need row for records
     without a valid need, and the needs left out with their reason."""
-    owned = needs.merge(included[[*RECORD_KEY, "period"]], on=RECORD_KEY)
+    owned = needs.merge(included[PERIOD_RECORD], on=RECORD_KEY)
     codes, valid = normalize_codes(owned["taxonomy_code"])
     unmet, bad_unmet = parse_flags(owned["unmet"])
     owned = owned.assign(code=codes, unmet_flag=unmet)
@@ -61,19 +139,19 @@ def _need_rows(included: pd.DataFrame, needs: pd.DataFrame) -> tuple[pd.DataFram
     )
     grouped = (
         owned[kept]
-        .groupby([*RECORD_KEY, "code", "unmet_flag"], sort=False)
+        .groupby([*PERIOD_RECORD, "code", "unmet_flag"], sort=False)
         .size()
         .rename("count")
         .reset_index()
     )
     grouped["unmet_text"] = grouped["unmet_flag"].map({True: "True", False: "False"})
-    with_need = grouped[RECORD_KEY].drop_duplicates().assign(has_need=True)
-    without = included[RECORD_KEY].merge(with_need, on=RECORD_KEY, how="left")
-    without = without[without["has_need"].isna()][RECORD_KEY].assign(
+    with_need = grouped[PERIOD_RECORD].drop_duplicates().assign(has_need=True)
+    without = included[PERIOD_RECORD].merge(with_need, on=PERIOD_RECORD, how="left")
+    without = without[without["has_need"].isna()][PERIOD_RECORD].assign(
         code="", count=0, unmet_text=""
     )
     rows = pd.concat(
-        [grouped[[*RECORD_KEY, "code", "count", "unmet_text"]], without], ignore_index=True
+        [grouped[[*PERIOD_RECORD, "code", "count", "unmet_text"]], without], ignore_index=True
     )
     return rows, left_out.reset_index(drop=True)
 
@@ -86,14 +164,14 @@ def build_export_frames(
 ) -> ExportFrames:
     """Rows of every file of the run. `targets` has one row per (org_id, period) with the
     first and last Call Date it covers (share_from already applied)."""
+    source, left_out, control_characters = clean_source(source)
     records = _text_keys(source.records)
-    duplicates = _duplicate_records(records)
-    records = records.merge(duplicates[RECORD_KEY].assign(dup=True), on=RECORD_KEY, how="left")
-    records = records[records["dup"].isna()].drop(columns="dup")
+    duplicates = repeated_numbers(records, targets)
     records, unreadable = with_call_dates(records, orgs)
     answers = _text_keys(source.answers)
 
     included = select_included(records, answers, orgs, targets, monthly)
+    included = _without(included, duplicates, PERIOD_RECORD)
     referrals = _text_keys(source.referrals)
     included = included.merge(referrals, on=RECORD_KEY, how="left")
     included["referrals"] = included["referrals"].fillna(0).astype("int64")
@@ -115,14 +193,14 @@ def build_export_frames(
         }
     )
 
-    need_rows, left_out = _need_rows(included, _text_keys(source.needs))
+    need_rows, invalid_needs = _need_rows(included, _text_keys(source.needs))
     demographics, unmapped = map_demographics(included, answers, orgs)
     zips, bad_zip = normalize_zip(included["postal_code"])
     per_record = included[[*FILE_KEY, "call_report_num", "call_date"]].assign(zip=zips.values)
     per_record = per_record.merge(demographics, on=RECORD_KEY)
     invalid_zips = included[bad_zip.values].groupby(FILE_KEY).size().rename("count").reset_index()
 
-    rows = need_rows.merge(per_record, on=RECORD_KEY)
+    rows = need_rows.merge(per_record, on=PERIOD_RECORD)
     needs = pd.DataFrame(
         {
             "org_id": rows["org_id"],
@@ -141,11 +219,15 @@ def build_export_frames(
         needs=sort_rows(needs, ["Call Date", "Call Report Num", "Taxonomy Code", "Need Was Unmet"]),
         included=included[[*FILE_KEY, "call_report_num", "call_date", "version", "referrals"]],
         findings=Findings(
-            unreadable=unreadable,
-            duplicates=duplicates,
-            invalid_needs=left_out,
+            unreadable=_shown(
+                pd.concat([left_out, unreadable], ignore_index=True), ["call_report_num"]
+            ),
+            duplicates=_shown(duplicates, ["call_report_num"]),
+            invalid_needs=_shown(invalid_needs, ["call_report_num", "taxonomy_code"]),
             invalid_zips=invalid_zips,
-            unmapped=unmapped,
+            unmapped=_shown(unmapped, ["answer"]),
+            control_characters=control_characters,
+            formula_like=_formula_like(per_record, included, orgs),
         ),
     )
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from counts_assets.exports.build import ExportFrames, build_export_frames
+from counts_assets.exports.build import Findings, build_export_frames
 from counts_assets.exports.csv_format import csv_lines, header_line
 from counts_assets.exports.layout import FILE_KEY, NEEDS_HEADER, SUMMARY_HEADER
 from counts_assets.exports.periods import Target, targets_frame
@@ -36,11 +36,23 @@ class FileOutcome:
     contents: dict[str, tuple[bytes, int]] = field(default_factory=dict)  # kind -> bytes, rows
     retryable: bool = False  # failed for a reason that may pass (a disk error)
 
+    def release(self) -> None:
+        """Drops the file's rows and bytes once recorded, so a long run holds only counts."""
+        self.rows, self.contents = {}, {}
+
 
 @dataclass
 class RunOutcome:
-    frames: ExportFrames
+    findings: Findings
     files: dict[tuple[str, str], FileOutcome]
+
+    @classmethod
+    def combine(cls, parts: list[RunOutcome]) -> RunOutcome:
+        """One run's outcome from its batches (one per organization)."""
+        if not parts:
+            return cls(Findings.concat([]), {})
+        files = {key: f for part in parts for key, f in part.files.items()}
+        return cls(Findings.concat([p.findings for p in parts]), files)
 
     @property
     def failed(self) -> dict[tuple[str, str], list[str]]:
@@ -95,7 +107,7 @@ def build_run(
         for kind, (text, rows) in bodies.items():
             body = header_line(HEADERS[kind]) + text.get(key, "")
             outcome.contents[kind] = (body.encode("utf-8"), int(rows.get(key, 0)))
-    return RunOutcome(frames=frames, files=files)
+    return RunOutcome(findings=frames.findings, files=files)
 
 
 def publish_pairs(outcome: RunOutcome, export_dir: Path) -> Iterator[FileOutcome]:

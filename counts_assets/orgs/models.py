@@ -205,6 +205,13 @@ class Organization(_Strict):
             return f"permission revoked on {self.permission.revoked_on}"
         return None
 
+    def used_question_keys(self) -> set[str]:
+        """Matching forms of the questions whose answers are read: the interaction filter's
+        and the demographic slots'."""
+        asked = [c.question for c in self.interaction_filter.any_of or []]
+        asked += [spec.question for spec in self.demographics.values()]
+        return {normalize_text(q) for q in asked}
+
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)

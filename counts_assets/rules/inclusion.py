@@ -10,6 +10,7 @@ from counts_assets.orgs.models import Organization, normalize_text
 from counts_assets.rules.booleans import parse_flags
 from counts_assets.rules.text import as_text, matching_form
 from counts_assets.rules.timestamps import local_dates, parse_started_at
+from counts_assets.source.window import in_read_window
 
 RECORD_KEY = ["org_id", "call_report_num"]
 
@@ -100,3 +101,20 @@ def select_included(
         in_targets["call_date"] <= in_targets["last_day"]
     )
     return in_targets[in_period].drop(columns=["first_day", "last_day"]).reset_index(drop=True)
+
+
+def repeated_numbers(records: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
+    """(org_id, period, call_report_num, rows): numbers on more than one of an org's records
+    read for the period (started_at in the period's read window). All of them are left out of
+    that period; a number repeated far apart in time does not stop either record elsewhere."""
+    columns = ["org_id", "period", "call_report_num", "rows"]
+    repeated = records[records.duplicated(RECORD_KEY, keep=False)]
+    if repeated.empty or targets.empty:
+        return pd.DataFrame(columns=columns)
+    pairs = repeated[[*RECORD_KEY, "started_at"]].merge(
+        targets[["org_id", "period", "first_day", "last_day"]], on="org_id"
+    )
+    inside = in_read_window(pairs["started_at"], pairs["first_day"], pairs["last_day"])
+    counted = pairs[inside.to_numpy()].groupby(["org_id", "period", "call_report_num"]).size()
+    counted = counted.rename("rows").reset_index()
+    return counted[counted["rows"] > 1].reset_index(drop=True)[columns]

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 import pandas as pd
 
+SHOWN_CHARACTERS = 40
+
+
+def shown(value: object) -> str:
+    """A source value as a report may show it: at most 40 characters, then `…`."""
+    text = str(value)
+    return text if len(text) <= SHOWN_CHARACTERS else text[:SHOWN_CHARACTERS] + "…"
+
 
 def as_text(values: pd.Series) -> pd.Series:
     """Object series of Python strings, None where missing (a SQL driver may hand back numbers)."""

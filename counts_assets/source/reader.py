@@ -1,10 +1,16 @@
-"""Reads the contact-record store through SQLAlchemy: one query per table per run, for all the
-run's orgs and dates, and only the contract's columns."""
+"""Reads the contact-record store through SQLAlchemy, one organization at a time, for a whole
+range of Call Dates.
+
+Every query is served by the indexes listed in the README: records by (org_id, started_at),
+the rows attached to them by (org_id, call_report_num). Only the contract's columns are read,
+and only the answers to the questions the organization uses."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+import functools
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -12,6 +18,7 @@ import pandas as pd
 import sqlalchemy as sa
 from pydantic import PrivateAttr
 
+from counts_assets.orgs.models import Organization, normalize_text
 from counts_assets.source.tables import (
     ANSWER_COLUMNS,
     NEED_COLUMNS,
@@ -19,10 +26,12 @@ from counts_assets.source.tables import (
     REFERRAL_COLUMNS,
     SourceTables,
 )
+from counts_assets.source.values import is_undecodable, without_control_characters
+from counts_assets.source.window import NOT_A_YEAR_BELOW, NOT_A_YEAR_FROM, read_window
 
-# started_at may be text with an offset, so the SQL filter is a generous bound on the date
-# prefix; the exact Call Date is decided in pandas in the org's time zone.
-MARGIN = dt.timedelta(days=2)
+# Bytes that are not UTF-8 come back as lone surrogates instead of failing the whole read, so
+# the record holding them can be left out alone (see values.is_undecodable).
+_LENIENT_TEXT = functools.partial(str, encoding="utf-8", errors="surrogateescape")
 
 
 class SourceSchemaError(RuntimeError):
@@ -46,109 +55,171 @@ def source_engine(url: str) -> sa.Engine:
             f"the contact-record store {path.resolve() if database else url} does not exist: "
             "check COUNTS_SOURCE_URL (nothing was created)"
         )
-    return sa.create_engine(f"sqlite:///file:{path.resolve()}?mode=ro&uri=true")
+    engine = sa.create_engine(f"sqlite:///file:{path.resolve()}?mode=ro&uri=true")
+    lenient_text(engine)
+    return engine
 
 
-def _record_window(
-    records: sa.TableClause, org_ids: Sequence[str], first: dt.date, last: dt.date
-) -> sa.ColumnElement[bool]:
-    """Records of the orgs whose started_at may fall in [first, last] anywhere on Earth, plus
-    those whose started_at is unreadable, so that they are reported."""
-    prefix = sa.func.substr(sa.func.trim(sa.cast(records.c.started_at, sa.String)), 1, 10)
-    return sa.and_(
-        records.c.org_id.in_(list(org_ids)),
-        sa.or_(
-            records.c.started_at.is_(None),
-            prefix.between((first - MARGIN).isoformat(), (last + MARGIN).isoformat()),
-            sa.not_(prefix.like("____-__-__")),
-        ),
-    )
+def lenient_text(engine: sa.Engine) -> None:
+    """SQLite hands text back as stored: undecodable bytes become lone surrogates."""
+
+    @sa.event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection, _record) -> None:
+        dbapi_connection.text_factory = _LENIENT_TEXT
 
 
-def _table(name: str, columns: Sequence[str]) -> sa.TableClause:
-    return sa.table(name, *(sa.column(c) for c in columns))
+TABLE_COLUMNS = {
+    "contact_records": RECORD_COLUMNS,
+    "contact_answers": ANSWER_COLUMNS,
+    "contact_needs": NEED_COLUMNS,
+    "contact_referrals": ["org_id", "call_report_num", "resource_id"],
+}
+
+# What the README asks a deployer to create; the query-plan test creates exactly these.
+RECOMMENDED_INDEXES = {
+    "records_by_start": "contact_records (org_id, started_at)",
+    "answers_by_record": "contact_answers (org_id, call_report_num, question)",
+    "needs_by_record": "contact_needs (org_id, call_report_num)",
+    "referrals_by_record": "contact_referrals (org_id, call_report_num)",
+}
 
 
-def check_source_schema(engine: sa.Engine) -> None:
-    """Fails with the table and column a deployer must create."""
+def _table(name: str) -> sa.TableClause:
+    return sa.table(name, *(sa.column(c) for c in TABLE_COLUMNS[name]))
+
+
+def check_source_schema(engine: sa.Engine) -> bool:
+    """Fails with the table and column a deployer must create. Returns whether `started_at` is
+    a native timestamp column (SQLite keeps any timestamp as text)."""
     inspector = sa.inspect(engine)
-    tables = {
-        "contact_records": RECORD_COLUMNS,
-        "contact_answers": ANSWER_COLUMNS,
-        "contact_needs": NEED_COLUMNS,
-        "contact_referrals": ["org_id", "call_report_num", "resource_id"],
-    }
     present = set(inspector.get_table_names()) | set(inspector.get_view_names())
     problems = []
-    for table, columns in tables.items():
+    native = False
+    for table, columns in TABLE_COLUMNS.items():
         if table not in present:
             problems.append(f"table or view {table} is missing")
             continue
-        have = {c["name"] for c in inspector.get_columns(table)}
+        have = {c["name"]: c["type"] for c in inspector.get_columns(table)}
         problems += [f"{table}.{c} is missing" for c in columns if c not in have]
+        if table == "contact_records" and "started_at" in have:
+            native = engine.dialect.name != "sqlite" and isinstance(have["started_at"], sa.DateTime)
     if problems:
         raise SourceSchemaError(
             "the contact-record store does not follow the source contract: " + "; ".join(problems)
         )
+    return native
+
+
+def _record_numbers(
+    records: sa.TableClause, org_id: str, first: dt.date, last: dt.date, native: bool
+) -> list[sa.Select]:
+    """One select per index range: the window, plus NULL and (for text) values that cannot
+    start with a year. An OR of them would make SQLite read every record of the org."""
+    low, high = read_window(first, last)
+    started = records.c.started_at
+    if native:
+        low_bound = dt.datetime.combine(dt.date.fromisoformat(low), dt.time(), dt.UTC)
+        high_bound = dt.datetime.combine(dt.date.fromisoformat(high), dt.time(), dt.UTC)
+        ranges = [sa.and_(started >= low_bound, started < high_bound), started.is_(None)]
+    else:
+        ranges = [
+            sa.and_(started >= low, started < high),
+            started.is_(None),
+            started < NOT_A_YEAR_BELOW,
+            started >= NOT_A_YEAR_FROM,
+        ]
+    return [sa.and_(records.c.org_id == org_id, condition) for condition in ranges]
+
+
+@dataclass
+class SourceStore:
+    """The store behind one engine; the schema is checked once."""
+
+    engine: sa.Engine
+    _native: bool | None = None
+
+    def native_timestamps(self) -> bool:
+        if self._native is None:
+            self._native = check_source_schema(self.engine)
+        return self._native
+
+    def read(self, org: Organization, first: dt.date, last: dt.date) -> SourceTables:
+        """Everything one organization's files of Call Dates first..last need."""
+        native = self.native_timestamps()
+        records = _table("contact_records")
+        windows = _record_numbers(records, org.id, first, last, native)
+        record_rows = sa.union_all(*(sa.select(*records.c).where(w) for w in windows))
+        numbers = sa.union_all(*(sa.select(records.c.call_report_num).where(w) for w in windows))
+
+        def attached(table: sa.TableClause) -> sa.ColumnElement[bool]:
+            # A semi-join: each attached row once, even when a number is on two records.
+            return sa.and_(table.c.org_id == org.id, table.c.call_report_num.in_(numbers))
+
+        answers, needs = _table("contact_answers"), _table("contact_needs")
+        referrals = _table("contact_referrals")
+        with self.engine.connect() as connection:
+            frames = {"records": _frame(connection, record_rows, RECORD_COLUMNS)}
+            asked = connection.execute(
+                sa.select(answers.c.question).distinct().where(attached(answers))
+            ).scalars()
+            questions = used_questions(list(asked), org)
+            frames["answers"] = _frame(
+                connection,
+                sa.select(*answers.c).where(attached(answers), answers.c.question.in_(questions)),
+                ANSWER_COLUMNS,
+            )
+            frames["needs"] = _frame(
+                connection, sa.select(*needs.c).where(attached(needs)), NEED_COLUMNS
+            )
+            frames["referrals"] = _frame(
+                connection,
+                sa.select(
+                    referrals.c.org_id,
+                    referrals.c.call_report_num,
+                    sa.func.count().label("referrals"),
+                )
+                .where(attached(referrals))
+                .group_by(referrals.c.org_id, referrals.c.call_report_num),
+                REFERRAL_COLUMNS,
+            )
+        return SourceTables(**frames)
+
+
+def used_questions(stored: Sequence[object], org: Organization) -> list[str]:
+    """The stored question texts, exactly as stored, that name a question the organization
+    uses (its interaction filter and demographics), by the contract's matching rule."""
+    keys = org.used_question_keys()
+    texts = pd.Series([q for q in stored if isinstance(q, str)], dtype=object)
+    if texts.empty:
+        return []
+    readable = texts[~is_undecodable(texts)]
+    cleaned, _ = without_control_characters(readable)
+    return readable[cleaned.map(normalize_text).isin(keys)].tolist()
+
+
+def _frame(connection: sa.Connection, query: sa.Executable, columns: list[str]) -> pd.DataFrame:
+    rows = connection.execute(query).all()
+    return pd.DataFrame([tuple(row) for row in rows], columns=columns, dtype=object)
 
 
 def read_source(
-    engine: sa.Engine, org_ids: Sequence[str], first: dt.date, last: dt.date
+    engine: sa.Engine, orgs: Collection[Organization], first: dt.date, last: dt.date
 ) -> SourceTables:
-    """All rows a run needs for Call Dates first..last of the given orgs, in four queries."""
-    if not org_ids:
-        return SourceTables.empty()
-    check_source_schema(engine)
-    records = _table("contact_records", RECORD_COLUMNS)
-    owner = records.alias("owner")
-
-    def attached(table: sa.TableClause) -> sa.ColumnElement[bool]:
-        """Rows of records that the records query returns (a semi-join: no duplicates)."""
-        return sa.exists().where(
-            owner.c.org_id == table.c.org_id,
-            owner.c.call_report_num == table.c.call_report_num,
-            _record_window(owner, org_ids, first, last),
-        )
-
-    answers = _table("contact_answers", ANSWER_COLUMNS)
-    needs = _table("contact_needs", NEED_COLUMNS)
-    referrals = _table("contact_referrals", ["org_id", "call_report_num", "resource_id"])
-    queries = {
-        "records": (
-            sa.select(*records.c).where(_record_window(records, org_ids, first, last)),
-            RECORD_COLUMNS,
-        ),
-        "answers": (sa.select(*answers.c).where(attached(answers)), ANSWER_COLUMNS),
-        "needs": (sa.select(*needs.c).where(attached(needs)), NEED_COLUMNS),
-        "referrals": (
-            sa.select(
-                referrals.c.org_id,
-                referrals.c.call_report_num,
-                sa.func.count().label("referrals"),
-            )
-            .where(attached(referrals))
-            .group_by(referrals.c.org_id, referrals.c.call_report_num),
-            REFERRAL_COLUMNS,
-        ),
-    }
-    frames = {}
-    with engine.connect() as connection:
-        for name, (query, columns) in queries.items():
-            rows = connection.execute(query).all()
-            frames[name] = pd.DataFrame([tuple(row) for row in rows], columns=columns, dtype=object)
-    return SourceTables(**frames)
+    """The rows of several organizations, read one organization at a time."""
+    store = SourceStore(engine)
+    return SourceTables.concat([store.read(org, first, last) for org in orgs])
 
 
 class SourceReader(dg.ConfigurableResource):
     """The contact-record store (`COUNTS_SOURCE_URL`)."""
 
     url: str
-    _engine: sa.Engine | None = PrivateAttr(default=None)
+    _store: SourceStore | None = PrivateAttr(default=None)
 
-    def engine(self) -> sa.Engine:
-        if self._engine is None:
-            self._engine = source_engine(self.url)
-        return self._engine
+    def store(self) -> SourceStore:
+        if self._store is None:
+            self._store = SourceStore(source_engine(self.url))
+        return self._store
 
-    def read(self, org_ids: Sequence[str], first: dt.date, last: dt.date) -> SourceTables:
-        return read_source(self.engine(), org_ids, first, last)
+    def read(self, org: Organization, first: dt.date, last: dt.date) -> SourceTables:
+        return self.store().read(org, first, last)

@@ -40,3 +40,14 @@ class SourceTables:
             pd.DataFrame(columns=NEED_COLUMNS),
             pd.DataFrame(columns=REFERRAL_COLUMNS),
         )
+
+    @classmethod
+    def concat(cls, parts: list[SourceTables]) -> SourceTables:
+        if not parts:
+            return cls.empty()
+        return cls(
+            *(
+                pd.concat([getattr(p, name) for p in parts], ignore_index=True)
+                for name in ("records", "answers", "needs", "referrals")
+            )
+        )

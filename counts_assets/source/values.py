@@ -1,0 +1,122 @@
+"""Source values as they are read: control characters removed and counted, and records with an
+undecodable value or no usable record number left out, reported without the value itself."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from counts_assets.source.tables import SourceTables
+
+# C0 control characters other than tab, LF and CR.
+CONTROL_CHARACTERS = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
+# What the reader makes of bytes that are not UTF-8 (surrogateescape).
+UNDECODABLE = "[\udc80-\udcff]"
+RECORD_KEY = ["org_id", "call_report_num"]
+LEFT_OUT_COLUMNS = ["org_id", "call_report_num", "column"]
+# The values of each table that are read: an undecodable one leaves its record out.
+READ_VALUES = {
+    "records": [
+        "call_report_num",
+        "contact_form",
+        "report_version",
+        "started_at",
+        "status",
+        "deleted",
+        "postal_code",
+    ],
+    "answers": ["question", "answer"],
+    "needs": ["taxonomy_code", "unmet"],
+}
+
+
+def _contains(values: pd.Series, pattern: str) -> pd.Series:
+    """Which text cells match; other cells (numbers, dates, NULL) never do."""
+    try:
+        found = values.str.contains(pattern, regex=True, na=False)
+    except AttributeError:  # no text in the column at all
+        return pd.Series(False, index=values.index)
+    return found.astype(bool)
+
+
+def is_undecodable(values: pd.Series) -> pd.Series:
+    return _contains(values, UNDECODABLE)
+
+
+def without_control_characters(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """(values with C0 control characters removed, which values changed)."""
+    changed = _contains(values, CONTROL_CHARACTERS)
+    if not changed.any():
+        return values, changed
+    cleaned = values.copy()
+    cleaned[changed] = values[changed].str.replace(CONTROL_CHARACTERS, "", regex=True)
+    return cleaned, changed
+
+
+def _left_out(rows: pd.DataFrame, column: str) -> pd.DataFrame:
+    return rows[RECORD_KEY].assign(column=column)
+
+
+def clean_source(tables: SourceTables) -> tuple[SourceTables, pd.DataFrame, pd.DataFrame]:
+    """(tables, left_out, control_characters).
+
+    left_out: org_id, call_report_num (None when the number itself is unusable: counted, not
+    named), column (which value and why). control_characters: org_id, values (how many values
+    had control characters removed).
+    """
+    frames = {name: getattr(tables, name).copy() for name in ("records", "answers", "needs")}
+    frames["referrals"] = tables.referrals
+    left_out: list[pd.DataFrame] = []
+    cleaned_per_org: list[pd.Series] = []
+    for name, columns in READ_VALUES.items():
+        frame = frames[name]
+        bad = pd.Series(False, index=frame.index)
+        for column in ["call_report_num", *columns] if name != "records" else columns:
+            undecodable = is_undecodable(frame[column])
+            if undecodable.any():
+                named = frame[undecodable & ~bad]
+                if column == "call_report_num":
+                    named = named.assign(call_report_num=None)
+                if name == "records" or column != "call_report_num":
+                    left_out.append(_left_out(named, f"{column} (not readable text)"))
+                bad |= undecodable
+            frame[column], changed = without_control_characters(frame[column])
+            cleaned_per_org.append(frame.loc[changed, "org_id"])
+        if name == "records":
+            number = frame["call_report_num"].map(lambda v: v.strip() if isinstance(v, str) else v)
+            empty = ~bad & (number.isna() | (number == ""))
+            left_out.append(
+                _left_out(frame[empty].assign(call_report_num=None), "call_report_num (empty)")
+            )
+            bad |= empty
+        frames[name] = frame[~bad]
+
+    left = (
+        pd.concat(left_out, ignore_index=True)
+        if left_out
+        else pd.DataFrame(columns=LEFT_OUT_COLUMNS)
+    )
+    named = left.dropna(subset=["call_report_num"])[RECORD_KEY].drop_duplicates()
+    if not named.empty:
+        for name in ("records", "answers", "needs", "referrals"):
+            frame = frames[name]
+            keep = frame.merge(named.assign(_out=True), on=RECORD_KEY, how="left")["_out"].isna()
+            frames[name] = frame[keep.to_numpy()]
+    # A record reported through its answers or needs is reported once, by its first reason.
+    left = pd.concat(
+        [
+            left[left["call_report_num"].isna()],
+            left.dropna(subset=["call_report_num"]).drop_duplicates(RECORD_KEY),
+        ],
+        ignore_index=True,
+    )
+    cleaned = (
+        pd.concat(cleaned_per_org, ignore_index=True)
+        if cleaned_per_org
+        else pd.Series([], dtype=object)
+    )
+    control = cleaned.value_counts().rename_axis("org_id").rename("values").reset_index()
+    return (
+        SourceTables(**{n: f.reset_index(drop=True) for n, f in frames.items()}),
+        left[LEFT_OUT_COLUMNS],
+        control,
+    )
