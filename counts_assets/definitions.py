@@ -16,7 +16,7 @@ from counts_assets.delivery.resource import DeliveryResource
 from counts_assets.jobs import daily_export_job, monthly_reconciliation_job
 from counts_assets.resources import ExportFiles, OrgRegistry
 from counts_assets.sensors.delivery import delivery_sensor
-from counts_assets.sensors.org_registry import org_registry_sensor
+from counts_assets.sensors.org_registry import ORGANIZATION_FILES, org_registry_sensor
 from counts_assets.source.reader import SourceReader
 
 
@@ -49,7 +49,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
 def build_defs(resources: dict[str, dg.ConfigurableResource]) -> dg.Definitions:
     """The platform with the given resources (tests point them at temporary folders)."""
     return dg.Definitions(
-        assets=[daily_exports, monthly_exports, *LEDGER_SPECS],
+        assets=[daily_exports, monthly_exports, *LEDGER_SPECS, ORGANIZATION_FILES],
         jobs=[daily_export_job, monthly_reconciliation_job, delivery_job],
         schedules=[daily_export_schedule, monthly_reconciliation_schedule],
         sensors=[org_registry_sensor, delivery_sensor, run_failure_alert_sensor],

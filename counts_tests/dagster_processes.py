@@ -29,7 +29,13 @@ def _tool(name: str) -> str:
 class Dagster:
     def __init__(self, home: Path, env: Mapping[str, str]) -> None:
         self.home = home
-        self.env = {**os.environ, **env, "DAGSTER_HOME": str(home)}
+        # as scripts/ui.sh starts them
+        self.env = {
+            **os.environ,
+            **env,
+            "DAGSTER_HOME": str(home),
+            "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
+        }
         self.port = free_port()
         self.processes: list[subprocess.Popen] = []
         self.workspace = home / "workspace.yaml"

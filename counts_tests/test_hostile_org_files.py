@@ -137,7 +137,15 @@ def test_a_hostile_file_is_reported_and_stops_nothing_else(tmp_path, case, time_
 
         resources = {"org_registry": platform.resources["org_registry"]}
         context = dg.build_sensor_context(instance=platform.instance, resources=resources)
-        org_registry_sensor(context)  # reports, never raises
+        result = org_registry_sensor(context)  # reports, never raises
+        for event in result.asset_events:
+            platform.instance.report_runless_asset_event(event)
+        (shown,) = platform.instance.fetch_observations(
+            dg.AssetKey("organization_files"), limit=1
+        ).records
+        metadata = {k: v.value for k, v in shown.asset_observation.metadata.items()}
+        assert metadata["registered"] == 2 and metadata["rejected"] == 1
+        assert f"| {name} | {error.field} |" in metadata["rejected_files"]
         context = dg.build_sensor_context(instance=platform.instance, resources=platform.resources)
         delivery_sensor(context)
 

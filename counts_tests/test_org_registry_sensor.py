@@ -10,15 +10,28 @@ from counts_tests.golden_store import write_org_files
 
 
 def _tick(instance, orgs_dir):
+    """One evaluation as the daemon runs it: the cursor kept, the results applied."""
     context = dg.build_sensor_context(
         instance=instance,
+        cursor=CURSORS.get(str(orgs_dir)),
         resources={"org_registry": OrgRegistry(orgs_dir=str(orgs_dir), first_date="2025-01-01")},
     )
     result = org_registry_sensor(context)
+    CURSORS[str(orgs_dir)] = context.cursor
     if isinstance(result, dg.SensorResult):
         for request in result.dynamic_partitions_requests:
             instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+        for event in result.asset_events:
+            instance.report_runless_asset_event(event)
     return result
+
+
+CURSORS: dict[str, str | None] = {}
+
+
+def _observed(instance) -> list[dict]:
+    records = instance.fetch_observations(dg.AssetKey("organization_files"), limit=10).records
+    return [{k: v.value for k, v in r.asset_observation.metadata.items()} for r in records]
 
 
 def test_new_files_add_partitions_and_removed_files_keep_history(tmp_path):
@@ -36,3 +49,10 @@ def test_new_files_add_partitions_and_removed_files_keep_history(tmp_path):
         (orgs_dir / "testorg.yaml").unlink()
         _tick(instance, orgs_dir)
         assert instance.get_dynamic_partitions("orgs") == ["otherorg", "testorg", "neworg"]
+
+        # The UI shows each change of the registry once (broken.yaml lacks 5 fields), newest first.
+        observed = _observed(instance)
+        assert [(o["registered"], o["rejected"]) for o in observed] == [(2, 5), (2, 0)]
+        assert "| broken.yaml |" in observed[0]["rejected_files"]
+        assert observed[0]["organizations"] == "neworg, otherorg"
+        assert isinstance(_tick(instance, orgs_dir), dg.SkipReason)  # nothing new to show
