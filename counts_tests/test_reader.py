@@ -1,4 +1,5 @@
-"""The source reader (§2): one query per table per run, contract columns only, clear errors."""
+"""The source reader (§2): five index-served queries per organization and range, contract
+columns and used questions only, clear errors."""
 
 from __future__ import annotations
 

@@ -10,6 +10,7 @@ import pandas as pd
 
 from counts_assets.exports.build import Findings
 from counts_assets.exports.run import FileOutcome
+from counts_assets.rules.text import shown
 
 MAX_LISTED = 50
 
@@ -46,6 +47,7 @@ def file_metadata(outcome: FileOutcome, kind: str) -> dict[str, Any]:
     if kind == "summary":
         meta["needs_sha256"] = {p.kind: p for p in outcome.published}["needs"].sha256
         preview = outcome.rows["summary"].drop(columns=["org_id", "period"])
+        preview["Report Version"] = preview["Report Version"].map(shown)  # a source value
         meta["preview"] = dg.MetadataValue.md(markdown_table(preview, limit=10))
     return meta
 
