@@ -8,6 +8,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from counts_assets.exports.build import Findings, build_export_frames
@@ -20,6 +21,7 @@ from counts_assets.source.tables import SourceTables
 from counts_assets.validation.gate import validate_run
 
 HEADERS = {"summary": SUMMARY_HEADER, "needs": NEEDS_HEADER}
+HEADER_LINES = {kind: header_line(columns) for kind, columns in HEADERS.items()}
 
 
 @dataclass
@@ -59,12 +61,27 @@ class RunOutcome:
         return {key: f.failures for key, f in self.files.items() if f.failures}
 
 
-def _file_bodies(frame: pd.DataFrame, kind: str) -> tuple[pd.Series, pd.Series]:
-    """(text, data rows) per (org_id, period), formatted in one vectorised pass."""
-    lines = csv_lines(frame, HEADERS[kind])
-    grouped = pd.DataFrame({"org_id": frame["org_id"], "period": frame["period"], "line": lines})
-    by_file = grouped.groupby(FILE_KEY, sort=False)["line"]
-    return by_file.agg("".join), by_file.size()
+def by_file(frame: pd.DataFrame) -> dict[tuple[str, str], slice]:
+    """Row positions of each (org_id, period) in a frame sorted by file (as `sort_rows` leaves
+    it): contiguous runs, found in one vectorised pass."""
+    if frame.empty:
+        return {}
+    keys = frame["org_id"].astype(str) + "\x1f" + frame["period"].astype(str)
+    starts = np.flatnonzero(np.r_[True, keys.to_numpy()[1:] != keys.to_numpy()[:-1]])
+    ends = np.r_[starts[1:], len(frame)]
+    return {
+        (frame["org_id"].iat[a], frame["period"].iat[a]): slice(a, b)
+        for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
+    }
+
+
+def _file_bodies(frame: pd.DataFrame, kind: str) -> dict[tuple[str, str], tuple[str, int]]:
+    """(text, data rows) per (org_id, period); lines formatted in one vectorised pass, then
+    joined file by file (a loop over files, not records)."""
+    lines = csv_lines(frame, HEADERS[kind]).tolist()
+    return {
+        key: ("".join(lines[rows]), rows.stop - rows.start) for key, rows in by_file(frame).items()
+    }
 
 
 def build_run(
@@ -77,6 +94,9 @@ def build_run(
     report = validate_run(frames.summary, frames.needs, frame_of_targets)
 
     bodies = {kind: _file_bodies(getattr(frames, kind), kind) for kind in HEADERS}
+    # Rows kept for the UI: the summary's preview, and for a month both files (reconciliation).
+    kept = ("summary", "needs") if monthly else ("summary",)
+    positions = {kind: by_file(getattr(frames, kind)) for kind in kept}
     included = frames.included.groupby(FILE_KEY).agg(
         records=("call_report_num", "size"), services=("referrals", "sum")
     )
@@ -85,9 +105,6 @@ def build_run(
         .groupby([frames.needs["org_id"], frames.needs["period"]])
         .sum()
     )
-    rows_by_file = {
-        kind: dict(tuple(getattr(frames, kind).groupby(FILE_KEY, sort=False))) for kind in HEADERS
-    }
 
     files: dict[tuple[str, str], FileOutcome] = {}
     for target in targets:
@@ -101,12 +118,11 @@ def build_run(
             outcome.total_services = int(included.loc[key, "services"])
             outcome.total_needs = int(needs_count.get(key, 0))
         outcome.rows = {
-            kind: by_file.get(key, getattr(frames, kind).iloc[0:0])
-            for kind, by_file in rows_by_file.items()
+            kind: getattr(frames, kind).iloc[positions[kind].get(key, slice(0, 0))] for kind in kept
         }
-        for kind, (text, rows) in bodies.items():
-            body = header_line(HEADERS[kind]) + text.get(key, "")
-            outcome.contents[kind] = (body.encode("utf-8"), int(rows.get(key, 0)))
+        for kind, texts in bodies.items():
+            text, rows = texts.get(key, ("", 0))
+            outcome.contents[kind] = ((HEADER_LINES[kind] + text).encode("utf-8"), rows)
     return RunOutcome(findings=frames.findings, files=files)
 
 

@@ -73,12 +73,16 @@ def map_demographics(
     )
     slotted["value"] = slotted["sent"].where(slotted["has_map"], slotted["answer"]).fillna("")
     sent = slotted.loc[slotted["value"] != "", [*RECORD_KEY, "slot", "value"]].drop_duplicates()
-    joined = (
-        sent.sort_values("value", kind="stable")
-        .groupby([*RECORD_KEY, "slot"], sort=False)["value"]
-        .agg(";".join)
-        .unstack("slot")
-    )
+    ordered = sent.sort_values("value", kind="stable")
+    cell = [*RECORD_KEY, "slot"]
+    # Most cells hold one value: only the multi-answer ones go through a join per cell.
+    multi = ordered.duplicated(cell, keep=False)
+    joined = pd.concat(
+        [
+            ordered[~multi].set_index(cell)["value"],
+            ordered[multi].groupby(cell, sort=False)["value"].agg(";".join),
+        ]
+    ).unstack("slot")
     demographics = demographics.set_index(RECORD_KEY)
     for slot in joined.columns:
         demographics[slot] = joined[slot].reindex(demographics.index).fillna("")

@@ -11,6 +11,7 @@ from counts_assets.source.tables import SourceTables
 CONTROL_CHARACTERS = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
 # What the reader makes of bytes that are not UTF-8 (surrogateescape).
 UNDECODABLE = "[\udc80-\udcff]"
+SUSPICIOUS = "[\x00-\x08\x0b\x0c\x0e-\x1f\udc80-\udcff]"
 RECORD_KEY = ["org_id", "call_report_num"]
 LEFT_OUT_COLUMNS = ["org_id", "call_report_num", "column"]
 # The values of each table that are read: an undecodable one leaves its record out.
@@ -47,9 +48,13 @@ def without_control_characters(values: pd.Series) -> tuple[pd.Series, pd.Series]
     changed = _contains(values, CONTROL_CHARACTERS)
     if not changed.any():
         return values, changed
+    return _removed(values, changed), changed
+
+
+def _removed(values: pd.Series, changed: pd.Series) -> pd.Series:
     cleaned = values.copy()
     cleaned[changed] = values[changed].str.replace(CONTROL_CHARACTERS, "", regex=True)
-    return cleaned, changed
+    return cleaned
 
 
 def _left_out(rows: pd.DataFrame, column: str) -> pd.DataFrame:
@@ -71,7 +76,10 @@ def clean_source(tables: SourceTables) -> tuple[SourceTables, pd.DataFrame, pd.D
         frame = frames[name]
         bad = pd.Series(False, index=frame.index)
         for column in ["call_report_num", *columns] if name != "records" else columns:
-            undecodable = is_undecodable(frame[column])
+            suspicious = _contains(frame[column], SUSPICIOUS)
+            if not suspicious.any():
+                continue
+            undecodable = suspicious & is_undecodable(frame[column].where(suspicious))
             if undecodable.any():
                 named = frame[undecodable & ~bad]
                 if column == "call_report_num":
@@ -79,11 +87,13 @@ def clean_source(tables: SourceTables) -> tuple[SourceTables, pd.DataFrame, pd.D
                 if name == "records" or column != "call_report_num":
                     left_out.append(_left_out(named, f"{column} (not readable text)"))
                 bad |= undecodable
-            frame[column], changed = without_control_characters(frame[column])
-            cleaned_per_org.append(frame.loc[changed, "org_id"])
+            changed = suspicious & _contains(frame[column].where(suspicious), CONTROL_CHARACTERS)
+            if changed.any():
+                frame[column] = _removed(frame[column], changed)
+                cleaned_per_org.append(frame.loc[changed, "org_id"])
         if name == "records":
-            number = frame["call_report_num"].map(lambda v: v.strip() if isinstance(v, str) else v)
-            empty = ~bad & (number.isna() | (number == ""))
+            number = frame["call_report_num"]
+            empty = ~bad & (number.isna() | number.astype(str).str.strip().eq(""))
             left_out.append(
                 _left_out(frame[empty].assign(call_report_num=None), "call_report_num (empty)")
             )
