@@ -37,8 +37,8 @@ from counts_assets.demo.store import ORG_PROFILES, generate_store  # noqa: E402
 FIRST = dt.date(2025, 1, 1)
 
 
-def org_files(directory: Path, count: int) -> dict[str, dict]:
-    """`count` orgs cycling through the demo's shapes, each with its demo org file."""
+def org_files(directory: Path, count: int, share_from: dt.date = FIRST) -> dict[str, dict]:
+    """`count` orgs cycling through the demo's shapes (and zones), each with its demo org file."""
     directory.mkdir(parents=True)
     shapes = list(ORG_PROFILES.items())
     profiles = {}
@@ -47,7 +47,7 @@ def org_files(directory: Path, count: int) -> dict[str, dict]:
         org_id = f"org{n:03d}"
         profiles[org_id] = profile
         text = (ROOT / "organizations" / f"{demo_id}.yaml").read_text()
-        replaced = {"id:": f"id: {org_id}", "share_from:": f"share_from: {FIRST}"}
+        replaced = {"id:": f"id: {org_id}", "share_from:": f"share_from: {share_from}"}
         replaced["permission:"] = "permission:\n  prior_years: true"
         replaced["  remote_dir:"] = f"  remote_dir: {org_id}"
         lines = [

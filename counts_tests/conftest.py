@@ -1,9 +1,10 @@
-"""Shared fixtures: a real OpenSSH server on loopback."""
+"""Shared fixtures: a real OpenSSH server and a real PostgreSQL server on loopback."""
 
 from __future__ import annotations
 
 import pytest
 
+from counts_tests.postgres_server import PostgresServer
 from counts_tests.sftp_server import SftpServer
 
 
@@ -21,3 +22,11 @@ def sftp_base(sftp_server):
     base = sftp_server.root / f"case{len(list(sftp_server.root.iterdir()))}"
     base.mkdir()
     return base
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    server = PostgresServer.create()
+    server.start()
+    yield server
+    server.stop()

@@ -27,8 +27,9 @@ def _tool(name: str) -> str:
 
 
 class Dagster:
-    def __init__(self, home: Path, env: Mapping[str, str]) -> None:
+    def __init__(self, home: Path, env: Mapping[str, str], instance: Path) -> None:
         self.home = home
+        self.instance = instance
         # as scripts/ui.sh starts them
         self.env = {
             **os.environ,
@@ -42,7 +43,7 @@ class Dagster:
 
     def start(self) -> None:
         self.home.mkdir(parents=True, exist_ok=True)
-        shutil.copy(REPO / "dagster.yaml", self.home / "dagster.yaml")
+        shutil.copy(self.instance, self.home / "dagster.yaml")
         self.workspace.write_text(
             "load_from:\n  - python_module:\n      module_name: counts_assets.definitions\n"
             "      location_name: counts_assets\n"
@@ -171,8 +172,9 @@ class Dagster:
 
 
 @contextmanager
-def running_dagster(home: Path, env: Mapping[str, str]):
-    dagster = Dagster(home, env)
+def running_dagster(home: Path, env: Mapping[str, str], instance: Path = REPO / "dagster.yaml"):
+    """`instance`: the dagster.yaml to start with (deploy/dagster.postgres.yaml for PostgreSQL)."""
+    dagster = Dagster(home, env, instance)
     try:
         dagster.start()
         yield dagster

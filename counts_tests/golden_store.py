@@ -68,7 +68,8 @@ def build_golden_store(url: str) -> None:
         record("1005", "2026-03-08 15:00:00", form="211 contact"),
         record("1006", "2026-03-08 15:00:00"),
         record("1007", " 2026-03-08T23:00:00.5-06:00 ", postal="02134"),
-        record("1008", "garbage"),
+        # A timestamptz column cannot hold "garbage": NULL is unreadable the same way.
+        record("1008", None if url.startswith("postgresql") else "garbage"),
         record("1009", "2026-03-06 18:00:00"),
         record("10010", "2026-03-08 12:00:00-05:00", version="v10", postal="6060", deleted="0"),
         record("1002", "2026-03-08 12:00:00", org="otherorg"),

@@ -41,6 +41,23 @@ def record(
     }
 
 
+# On PostgreSQL the store has the native types a CRM there would use.
+NATIVE_TYPES = {
+    "started_at TEXT": "started_at TIMESTAMPTZ",
+    "deleted TEXT": "deleted BOOLEAN",
+    "unmet TEXT": "unmet BOOLEAN",
+}
+
+
+def schema_for(engine: sa.Engine) -> str:
+    if engine.dialect.name != "postgresql":
+        return SCHEMA
+    schema = SCHEMA
+    for text, native in NATIVE_TYPES.items():
+        schema = schema.replace(text, native)
+    return schema
+
+
 def write_store(
     url: str,
     records: Iterable[dict],
@@ -52,7 +69,9 @@ def write_store(
     referrals: (org, crn, resource_id)."""
     engine = sa.create_engine(url)
     with engine.begin() as connection:
-        for statement in SCHEMA.split(";"):
+        if engine.dialect.name == "postgresql":
+            connection.exec_driver_sql("SET TIME ZONE 'UTC'")  # a value without offset is UTC
+        for statement in schema_for(engine).split(";"):
             if statement.strip():
                 connection.exec_driver_sql(statement)
         rows = list(records)

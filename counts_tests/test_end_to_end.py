@@ -4,21 +4,26 @@ files made by the backfill's runs and delivered by delivery_sensor to a real SFT
 
 from __future__ import annotations
 
+import uuid
+
 import dagster as dg
+import pytest
 
 from counts_assets.automation.alerts import AlertHook
 from counts_assets.definitions import build_defs
 from counts_assets.delivery.resource import DeliveryResource
 from counts_assets.resources import ExportFiles, OrgRegistry
 from counts_assets.source.reader import SourceReader
-from counts_tests.dagster_processes import running_dagster
+from counts_tests.dagster_processes import REPO, running_dagster
 from counts_tests.golden_store import GOLDEN_DIR, build_golden_store, write_org_files
 from counts_tests.store import sqlite_url
 
 
-def platform_env(tmp_path, sftp_server, sftp_base, **extra: str) -> dict[str, str]:
+def platform_env(
+    tmp_path, sftp_server, sftp_base, source_url: str | None = None, **extra: str
+) -> dict[str, str]:
     """The golden store, its org files and a real SFTP target, as environment variables."""
-    url = sqlite_url(tmp_path)
+    url = source_url or sqlite_url(tmp_path)
     build_golden_store(url)
     return {
         "COUNTS_SOURCE_URL": url,
@@ -42,12 +47,26 @@ DAILY_ASSETS = [
 ]
 
 
-def test_backfill_from_the_ui_api_is_made_and_delivered(tmp_path, sftp_server, sftp_base):
-    env = platform_env(tmp_path, sftp_server, sftp_base)
+@pytest.mark.parametrize("storage", ["sqlite", "postgresql"])
+def test_backfill_from_the_ui_api_is_made_and_delivered(
+    tmp_path, sftp_server, sftp_base, storage, request, monkeypatch
+):
+    """The embedded default, and the production configuration as the README gives it: the
+    instance in PostgreSQL (deploy/dagster.postgres.yaml) and a PostgreSQL source store with
+    native timestamptz and boolean columns."""
+    instance = REPO / "dagster.yaml"
+    source_url = None
+    if storage == "postgresql":
+        server = request.getfixturevalue("postgres_server")
+        name = f"e2e_{uuid.uuid4().hex[:12]}"
+        monkeypatch.setenv("COUNTS_DAGSTER_PG_URL", server.create_database(f"{name}_dagster"))
+        source_url = server.create_database(f"{name}_crm")
+        instance = REPO / "deploy" / "dagster.postgres.yaml"
+    env = platform_env(tmp_path, sftp_server, sftp_base, source_url)
     export_dir = tmp_path / "exports"
     home = tmp_path / "dagster_home"
     with (
-        running_dagster(home, env) as dagster,
+        running_dagster(home, env, instance) as dagster,
         dg.DagsterInstance.from_config(str(home)) as instance,
     ):
         # org_registry_sensor registers both organizations on its first tick.

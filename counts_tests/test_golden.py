@@ -1,8 +1,11 @@
-"""Golden files: a hand-built store and the files the contract says it must give, byte for byte."""
+"""Golden files: a hand-built store and the files the contract says it must give, byte for byte;
+from SQLite (text timestamps and flags) and from a real PostgreSQL server (timestamptz and
+boolean columns)."""
 
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 
 import pytest
 
@@ -14,9 +17,13 @@ from counts_tests.golden_store import GOLDEN_DIR, build_golden_store, write_org_
 from counts_tests.store import sqlite_url
 
 
-@pytest.fixture
-def golden(tmp_path):
-    url = sqlite_url(tmp_path)
+@pytest.fixture(params=["sqlite", "postgresql"])
+def golden(tmp_path, request):
+    if request.param == "postgresql":
+        server = request.getfixturevalue("postgres_server")
+        url = server.create_database(f"golden_{uuid.uuid4().hex[:12]}")
+    else:
+        url = sqlite_url(tmp_path)
     build_golden_store(url)
     registry = load_registry(write_org_files(tmp_path / "orgs"), dt.date(2025, 1, 1))
     assert registry.errors == []

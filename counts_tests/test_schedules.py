@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import dagster as dg
 import pytest
 
+from counts_assets.assets.exports import DAILY, MONTHLY
 from counts_assets.automation.due import due_days, due_months
+from counts_assets.automation.runs import partitions_of
 from counts_assets.automation.schedules import (
     SCHEDULE_NAME_TAG,
     daily_export_schedule,
     monthly_reconciliation_schedule,
+    per_period,
 )
 from counts_assets.definitions import defs
 from counts_assets.resources import OrgRegistry
 from counts_tests.factories import make_org
+from counts_tests.platform import platform_on
 
 UTC = dt.UTC
 GRACE = dt.timedelta(minutes=60)
@@ -133,13 +138,17 @@ def evaluate(schedule, instance, registry, instant: str) -> list[str]:
     )
     result = schedule.evaluate_tick(context)
     job = defs.resolve_job_def(schedule.job_name)
+    cadence = MONTHLY if schedule.name.startswith("monthly") else DAILY
     keys = []
     for request in result.run_requests or []:
-        instance.create_run_for_job(
+        run = instance.create_run_for_job(
             job_def=job,
+            run_config=request.run_config,
             tags={**request.tags, SCHEDULE_NAME_TAG: schedule.name},
         )
-        keys.append(request.partition_key)
+        covered = partitions_of(run, cadence.partitions_def, instance)
+        assert request.partition_key in (None, *covered)
+        keys += covered
     return sorted(keys)
 
 
@@ -259,3 +268,73 @@ def test_a_failed_partition_is_requested_again_at_most_once_an_hour(automation):
     again = "2026-10-03T12:45:00+00:00", "2026-10-03T13:00:00+00:00"
     assert evaluate(daily_export_schedule, instance, registry, again[0]) == []
     assert evaluate(daily_export_schedule, instance, registry, again[1]) == first
+
+
+def test_orgs_due_together_are_requested_as_one_run_per_date():
+    order = ["a", "b", "c", "d", "e"]
+    day, next_day = dt.date(2026, 10, 1), dt.date(2026, 10, 2)
+    pending = [("d", day), ("a", day), ("e", day), ("c", next_day)]
+    assert per_period(order, pending) == [(day, ["a", "d", "e"]), (next_day, ["c"])]
+    assert per_period(order, []) == []
+
+
+def test_a_tick_requests_one_run_per_date_naming_the_orgs_due(automation):
+    instance, registry = automation
+    instance.add_dynamic_partitions("orgs", ["chicago211b"])  # last in partition order
+    (Path(registry.orgs_dir) / "chicago211b.yaml").write_text(
+        "id: chicago211b\nname: b\ntimezone: America/Chicago\nshare_from: 2026-10-01\n"
+        "contact_forms: [211 Contact]\ninteraction_filter:\n  all_211: true\n"
+    )
+    context = dg.build_schedule_context(
+        instance=instance,
+        scheduled_execution_time=dt.datetime.fromisoformat("2026-10-03T06:00:00+00:00"),
+        resources={"org_registry": registry},
+        repository_def=defs.get_repository_def(),
+    )
+    requests = daily_export_schedule.evaluate_tick(context).run_requests
+    shown = sorted(
+        (
+            r.tags["dagster/asset_partition_range_start"],
+            r.tags["dagster/asset_partition_range_end"],
+            r.run_config["ops"]["daily_exports"]["config"]["orgs"],
+        )
+        for r in requests
+    )
+    # Oct 1 is due for all four orgs; Oct 2 for all but Honolulu (its day ends at 10:00Z),
+    # which sits inside the range and is left out by name.
+    assert shown == [
+        (
+            "2026-10-01|chicago211",
+            "2026-10-01|chicago211b",
+            ["chicago211", "newyork211", "honolulu211", "chicago211b"],
+        ),
+        (
+            "2026-10-02|chicago211",
+            "2026-10-02|chicago211b",
+            ["chicago211", "newyork211", "chicago211b"],
+        ),
+    ]
+
+
+def test_a_run_makes_only_the_orgs_it_names(tmp_path):
+    with platform_on(tmp_path) as platform:
+        job = platform.defs.resolve_job_def("daily_export_job")
+        result = job.execute_in_process(
+            instance=platform.instance,
+            tags={
+                "dagster/asset_partition_range_start": "2026-03-08|testorg",
+                "dagster/asset_partition_range_end": "2026-03-08|otherorg",
+            },
+            run_config={"ops": {"daily_exports": {"config": {"orgs": ["otherorg"]}}}},
+            raise_on_error=False,
+        )
+        assert result.success
+        made = sorted(p.name for p in platform.export_dir.rglob("*.csv"))
+        assert made == [
+            "otherorg_daily_2026-03-08_needs.csv",
+            "otherorg_daily_2026-03-08_summary.csv",
+        ]
+        run = platform.instance.get_run_by_id(result.run_id)
+        assert partitions_of(run, DAILY.partitions_def, platform.instance) == {
+            "2026-03-08|otherorg"
+        }

@@ -13,4 +13,14 @@ fi
 
 export DAGSTER_HOME=${DAGSTER_HOME:-$PWD/dagster_home}
 mkdir -p "$DAGSTER_HOME" data/outbox
-[ -f "$DAGSTER_HOME/dagster.yaml" ] || cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
+# $DAGSTER_HOME/dagster.yaml is generated from the repository's file at every setup and start,
+# never edited in place: the embedded SQLite instance, or PostgreSQL when COUNTS_DAGSTER_PG_URL
+# is set.
+instance=dagster.yaml
+if [ -n "${COUNTS_DAGSTER_PG_URL:-}" ]; then
+  instance=deploy/dagster.postgres.yaml
+fi
+if ! cmp -s "$instance" "$DAGSTER_HOME/dagster.yaml"; then
+  cp "$instance" "$DAGSTER_HOME/dagster.yaml"
+  echo "instance settings: $DAGSTER_HOME/dagster.yaml now follows $instance"
+fi

@@ -34,6 +34,14 @@ from counts_assets.resources import ExportFiles, OrgRegistry
 from counts_assets.source.reader import SourceMissingError, SourceReader, SourceSchemaError
 
 
+class ExportScope(dg.Config):
+    """Which orgs of the run's partition range to make. A run covers a contiguous range of the
+    `orgs` partitions; the schedules name the orgs due inside it, so one run serves every org
+    that came due at a tick. Empty: every org of the range."""
+
+    orgs: list[str] = []
+
+
 class Cadence:
     def __init__(self, name: str, partitions_def: dg.MultiPartitionsDefinition) -> None:
         self.name = name
@@ -224,11 +232,14 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
     )
     def export_files(
         context: dg.AssetExecutionContext,
+        config: ExportScope,
         org_registry: OrgRegistry,
         source: SourceReader,
         export_files: ExportFiles,
     ) -> Iterator[Any]:
         requested = [split_key(cadence.partitions_def, k) for k in context.partition_keys]
+        if config.orgs:
+            requested = [(org, start) for org, start in requested if org in set(config.orgs)]
         registry = org_registry.load()
         known = [(org, start) for org, start in requested if org in registry.orgs]
         unknown = sorted({org for org, _ in requested if org not in registry.orgs})

@@ -22,6 +22,12 @@ def in_flight_runs(instance: dg.DagsterInstance, job_name: str) -> list[dg.Dagst
     return list(instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=IN_FLIGHT)))
 
 
+def scoped_orgs(run_config: dict) -> set[str]:
+    """The orgs an export run was told to make inside its range (empty: all of them)."""
+    ops = run_config.get("ops", {})
+    return {org for op in ops.values() for org in op.get("config", {}).get("orgs", [])}
+
+
 def partitions_of(
     run: dg.DagsterRun,
     partitions_def: dg.PartitionsDefinition,
@@ -35,5 +41,6 @@ def partitions_of(
             dg.PartitionKeyRange(tags[RANGE_START_TAG], tags[RANGE_END_TAG]),
             dynamic_partitions_store=instance,
         )
-        return set(keys)
+        orgs = scoped_orgs(run.run_config or {})
+        return {k for k in keys if not orgs or k.split("|")[1] in orgs}
     return set()

@@ -14,7 +14,13 @@ import dagster as dg
 from counts_assets import settings
 from counts_assets.assets.exports import DAILY, MONTHLY, STATUS_NOT_ENDED
 from counts_assets.automation.due import due_days, due_months
-from counts_assets.automation.runs import in_flight_runs, partitions_of
+from counts_assets.automation.runs import (
+    PARTITION_TAG,
+    RANGE_END_TAG,
+    RANGE_START_TAG,
+    in_flight_runs,
+    partitions_of,
+)
 from counts_assets.jobs import daily_export_job, monthly_reconciliation_job
 from counts_assets.partitions import ORGS_PARTITION_SET, partition_key
 from counts_assets.records import latest_records, metadata_of
@@ -28,20 +34,21 @@ REQUEST_AGAIN_AFTER = dt.timedelta(hours=1)
 
 
 def already_requested(
-    instance: dg.DagsterInstance, schedule_name: str, since: dt.datetime
+    instance: dg.DagsterInstance, schedule_name: str, since: dt.datetime, monthly: bool
 ) -> set[str]:
-    """Keys this schedule requested after `since` (by the tick's own time)."""
+    """Partitions this schedule requested after `since` (by the tick's own time)."""
+    cadence = MONTHLY if monthly else DAILY
     records = instance.get_run_records(
         dg.RunsFilter(tags={SCHEDULE_NAME_TAG: schedule_name}, created_after=since)
     )
-    keys = set()
+    keys: set[str] = set()
     for record in records:
-        tags = record.dagster_run.tags
-        requested_at = tags.get(REQUESTED_AT_TAG)
-        if REQUEST_TAG in tags and (
+        run = record.dagster_run
+        requested_at = run.tags.get(REQUESTED_AT_TAG)
+        if REQUEST_TAG in run.tags and (
             requested_at is None or dt.datetime.fromisoformat(requested_at) > since
         ):
-            keys.add(tags[REQUEST_TAG])
+            keys |= partitions_of(run, cadence.partitions_def, instance)
     return keys
 
 
@@ -59,11 +66,21 @@ def taken_care_of(
     busy: set[str] = set()
     for run in in_flight_runs(instance, job_name):
         busy |= partitions_of(run, cadence.partitions_def, instance)
-        request = run.tags.get(REQUEST_TAG)
-        if request:  # a schedule's request not yet launched carries no partition tags yet
-            _, org_id, start = request.split("|")
-            busy.add(str(partition_key(monthly, org_id, dt.date.fromisoformat(start))))
     return made | busy
+
+
+def per_period(org_order: list[str], pending: list[tuple[str, dt.date]]) -> list:
+    """Pending (org, period start) pairs as runs: one per period, its orgs in partition order.
+    Each run covers the range from its first to its last org and names the orgs to make in
+    it, so one run serves every org that came due at a tick, wherever the others sit in the
+    order (each run costs a process start)."""
+    position = {org_id: n for n, org_id in enumerate(org_order)}
+    by_start: dict[dt.date, list[str]] = {}
+    for org_id, start in pending:
+        by_start.setdefault(start, []).append(org_id)
+    return [
+        (start, sorted(by_start[start], key=position.__getitem__)) for start in sorted(by_start)
+    ]
 
 
 def _requests(
@@ -74,26 +91,38 @@ def _requests(
 ):
     now = context.scheduled_execution_time or dt.datetime.now(dt.UTC)
     registry = org_registry.load()
-    partitioned = set(context.instance.get_dynamic_partitions(ORGS_PARTITION_SET))
-    orgs = [org for org_id, org in sorted(registry.orgs.items()) if org_id in partitioned]
+    org_order = context.instance.get_dynamic_partitions(ORGS_PARTITION_SET)
+    orgs = [org for org_id, org in sorted(registry.orgs.items()) if org_id in set(org_order)]
     grace = dt.timedelta(minutes=settings.grace_minutes())
     first = dt.date.fromisoformat(org_registry.first_date)
     due = (due_months if monthly else due_days)(orgs, now, grace, first)
     keys = {str(partition_key(monthly, org_id, start)): (org_id, start) for org_id, start in due}
     job_name = (monthly_reconciliation_job if monthly else daily_export_job).name
     handled = taken_care_of(context.instance, monthly, job_name, list(keys))
-    recent = already_requested(context.instance, schedule_name, now - REQUEST_AGAIN_AFTER)
+    handled |= already_requested(
+        context.instance, schedule_name, now - REQUEST_AGAIN_AFTER, monthly
+    )
+    pending = [pair for partition, pair in keys.items() if partition not in handled]
     cadence = "monthly" if monthly else "daily"
     requests = []
-    for partition, (org_id, start) in keys.items():
-        key = f"{cadence}|{org_id}|{start.isoformat()}"
-        if partition in handled or key in recent:
-            continue
+    for start, org_ids in per_period(org_order, pending):
+        first_key = str(partition_key(monthly, org_ids[0], start))
+        last_key = str(partition_key(monthly, org_ids[-1], start))
+        request = f"{cadence}|{start.isoformat()}|{len(org_ids)} orgs"
+        # The partition tags from the start, so a queued request already counts as in flight.
+        tags = {REQUEST_TAG: request, REQUESTED_AT_TAG: now.isoformat()}
+        run_config = {}
+        if len(org_ids) > 1:
+            tags |= {RANGE_START_TAG: first_key, RANGE_END_TAG: last_key}
+            run_config = {"ops": {f"{cadence}_exports": {"config": {"orgs": org_ids}}}}
+        else:
+            tags[PARTITION_TAG] = first_key
         requests.append(
             dg.RunRequest(
-                run_key=f"{key}|{now.isoformat(timespec='minutes')}",
-                partition_key=partition,
-                tags={REQUEST_TAG: key, REQUESTED_AT_TAG: now.isoformat()},
+                run_key=f"{request}|{first_key}..{last_key}|{now.isoformat(timespec='minutes')}",
+                partition_key=first_key if len(org_ids) == 1 else None,
+                run_config=run_config,
+                tags=tags,
             )
         )
     if not requests:

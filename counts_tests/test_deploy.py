@@ -1,0 +1,64 @@
+"""Deployment files stay in step with the repository's instance settings."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import yaml
+
+from counts_tests.dagster_processes import REPO
+
+
+def test_the_postgresql_instance_differs_from_the_embedded_one_only_by_its_storage():
+    embedded = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    production = yaml.safe_load((REPO / "deploy" / "dagster.postgres.yaml").read_text())
+    storage = production.pop("storage")
+    assert production == embedded
+    assert storage == {"postgres": {"postgres_url": {"env": "COUNTS_DAGSTER_PG_URL"}}}
+
+
+def test_the_helm_values_carry_the_platform_settings():
+    values = yaml.safe_load((REPO / "deploy" / "helm" / "values.yaml").read_text())
+    embedded = yaml.safe_load((REPO / "dagster.yaml").read_text())
+    (location,) = values["dagster-user-deployments"]["deployments"]
+    assert location["dagsterApiGrpcArgs"] == ["-m", "counts_assets.definitions"]
+    names = {e["name"] for e in location["env"]}
+    documented = set(re.findall(r"\| `(COUNTS_[A-Z_]+)` \|", (REPO / "README.md").read_text()))
+    secret = {"COUNTS_SOURCE_URL", "COUNTS_DELIVERY_URL"}  # in the counts-secrets secret
+    optional = {"COUNTS_ALERT_URL", "COUNTS_DAGSTER_PG_URL"}  # the chart configures its storage
+    assert documented - names == secret | optional
+    assert location["envSecrets"] == [{"name": "counts-secrets"}]
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    queue = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
+    assert queue["maxConcurrentRuns"] == embedded["concurrency"]["runs"]["max_concurrent_runs"]
+    retries = values["dagsterDaemon"]["runRetries"]
+    assert (
+        retries["retryOnAssetOrOpFailure"]
+        is embedded["run_retries"]["retry_on_asset_or_op_failure"]
+    )
+    assert values["postgresql"]["enabled"] is False  # an external PostgreSQL
+
+
+def test_the_image_entry_point_loads_the_definitions(tmp_path):
+    """What the Dockerfile's CMD serves: the module loads with only the image's environment."""
+    dockerfile = (REPO / "Dockerfile").read_text()
+    assert '"-m", "counts_assets.definitions"]' in dockerfile
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+    for line in re.findall(r"(COUNTS_[A-Z_]+)=(\S+)", dockerfile):
+        env[line[0]] = line[1]
+    loaded = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import counts_assets.definitions as d; "
+            "print(sorted(j.name for j in d.defs.resolve_all_job_defs()))",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "daily_export_job" in loaded.stdout and "delivery_job" in loaded.stdout
