@@ -3,7 +3,7 @@
 Builds a store of N orgs x D days, starts dagster-webserver and dagster-daemon on a temporary
 DAGSTER_HOME, launches one partition backfill of the daily export assets over every org and
 day through the webserver's GraphQL API (as the UI does), waits for it, and prints the run
-count and wall time against the reference of one run per org-day.
+count and wall time against the 10-minute target.
 
     .venv/bin/python benchmarks/backfill.py --orgs 150 --days 365
 """
@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from counts_assets.demo.store import ORG_PROFILES, generate_store  # noqa: E402
 from counts_tests.dagster_processes import running_dagster  # noqa: E402
 
+TARGET_SECONDS = 600  # 150 orgs x 365 days through the daemon in 10 minutes
 DAILY_ASSETS = [
     "daily_raw_contacts",
     "daily_mapped_demographics",
@@ -129,12 +130,12 @@ def main() -> None:
     print(f"backfill {backfill_id}: {status}")
     print(
         "| orgs | days | partitions | runs | failed runs | files | wall time | "
-        "reference runs (one per org-day) | fewer runs |"
+        "target | against target |"
     )
     print("|---|---|---|---|---|---|---|---|---|")
     print(
         f"| {args.orgs} | {args.days} | {len(partitions)} | {len(runs)} | {len(failed)} | "
-        f"{files} | {wall:.0f} s | {len(partitions)} | {len(partitions) / len(runs):.0f}x |"
+        f"{files} | {wall:.0f} s | {TARGET_SECONDS} s | {wall / TARGET_SECONDS:.2f}x |"
     )
 
 
