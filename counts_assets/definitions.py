@@ -7,6 +7,11 @@ import dagster as dg
 from counts_assets import settings
 from counts_assets.assets.delivery import LEDGER_SPECS, delivery_job
 from counts_assets.assets.exports import daily_exports, monthly_exports
+from counts_assets.assets.health import (
+    fleet_health_asset,
+    fleet_health_job,
+    fleet_health_schedule,
+)
 from counts_assets.automation.alerts import AlertHook, run_failure_alert_sensor
 from counts_assets.automation.schedules import (
     daily_export_schedule,
@@ -16,7 +21,11 @@ from counts_assets.delivery.resource import DeliveryResource
 from counts_assets.jobs import daily_export_job, monthly_reconciliation_job
 from counts_assets.resources import ExportFiles, OrgRegistry
 from counts_assets.sensors.delivery import delivery_sensor
-from counts_assets.sensors.org_registry import ORGANIZATION_FILES, org_registry_sensor
+from counts_assets.sensors.org_registry import (
+    ORGANIZATION_FILES,
+    ORGANIZATION_PERMISSION,
+    org_registry_sensor,
+)
 from counts_assets.source.reader import SourceReader
 
 
@@ -49,9 +58,20 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
 def build_defs(resources: dict[str, dg.ConfigurableResource]) -> dg.Definitions:
     """The platform with the given resources (tests point them at temporary folders)."""
     return dg.Definitions(
-        assets=[daily_exports, monthly_exports, *LEDGER_SPECS, ORGANIZATION_FILES],
-        jobs=[daily_export_job, monthly_reconciliation_job, delivery_job],
-        schedules=[daily_export_schedule, monthly_reconciliation_schedule],
+        assets=[
+            daily_exports,
+            monthly_exports,
+            *LEDGER_SPECS,
+            ORGANIZATION_FILES,
+            ORGANIZATION_PERMISSION,
+            fleet_health_asset,
+        ],
+        jobs=[daily_export_job, monthly_reconciliation_job, delivery_job, fleet_health_job],
+        schedules=[
+            daily_export_schedule,
+            monthly_reconciliation_schedule,
+            fleet_health_schedule,
+        ],
         sensors=[org_registry_sensor, delivery_sensor, run_failure_alert_sensor],
         resources=resources,
     )

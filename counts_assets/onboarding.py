@@ -134,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     report = check_org(org, tables, today, args.days)
     report.problems = [str(e) for e in clashes] + report.problems
     print(f"{org.id} ({org.name}), {org.timezone}, sharing from {org.share_from}")
+    print(f"permission: {org.permission_summary(dt.datetime.now(dt.UTC))}")
     print(f"records read for the last {args.days} days: {len(tables.records)}")
     for month, count in report.records_per_month.items():
         print(f"  would share {count} records for {month}")

@@ -30,7 +30,8 @@ class OrgHealth:
 
     @property
     def fine(self) -> bool:
-        return self.permission == "in force" and not self.pending and not self.failed_deliveries
+        allowed = self.permission.startswith("in force")
+        return allowed and not self.pending and not self.failed_deliveries
 
 
 def _newest_by_org(partitions) -> dict[str, str]:
@@ -61,7 +62,7 @@ def fleet_health(
     return [
         OrgHealth(
             org_id,
-            org.delivery_blocked(now) or "in force",
+            org.permission_summary(now),
             made["daily"].get(org_id, "") or "-",
             made["monthly"].get(org_id, "")[:7] or "-",
             delivered.get(org_id, "") or "-",
@@ -72,21 +73,21 @@ def fleet_health(
     ]
 
 
-def main() -> int:
-    registry = load_registry(settings.orgs_dir(), settings.first_date())
-    with dg.DagsterInstance.get() as instance:
-        rows = fleet_health(instance, registry, dt.datetime.now(dt.UTC))
-    header = (
-        "org",
-        "fine",
-        "last daily",
-        "last monthly",
-        "last delivered",
-        "pending",
-        "failed deliveries (7 days)",
-        "permission",
-    )
-    table = [header] + [
+HEADER = (
+    "org",
+    "fine",
+    "last daily",
+    "last monthly",
+    "last delivered",
+    "pending",
+    "failed deliveries (7 days)",
+    "permission",
+)
+
+
+def health_table(rows: list[OrgHealth]) -> list[tuple[str, ...]]:
+    """The header and one row of text per organization, as the CLI and the UI show them."""
+    return [HEADER] + [
         (
             r.org_id,
             "yes" if r.fine else "NO",
@@ -99,7 +100,14 @@ def main() -> int:
         )
         for r in rows
     ]
-    widths = [max(len(row[i]) for row in table) for i in range(len(header) - 1)]
+
+
+def main() -> int:
+    registry = load_registry(settings.orgs_dir(), settings.first_date())
+    with dg.DagsterInstance.get() as instance:
+        rows = fleet_health(instance, registry, dt.datetime.now(dt.UTC))
+    table = health_table(rows)
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
     for row in table:
         print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)) + "  " + row[-1])
     for error in registry.errors:

@@ -414,3 +414,17 @@ def test_the_health_view_shows_each_org_at_a_glance(sftp_platform):
     assert after["testorg"].fine and after["testorg"].last_delivered == "2026-03-08"
     assert after["testorg"].last_daily == "2026-03-08"
     assert after["otherorg"].pending == 2 and not after["otherorg"].fine
+
+
+def test_the_health_view_is_an_asset_in_the_ui(sftp_platform):
+    platform, _ = sftp_platform
+    assert platform.run("daily_export_job", "2026-03-08|testorg").success
+    result = platform.run("fleet_health_job", None)
+    assert result.success
+    (materialization,) = result.asset_materializations_for_node("fleet_health")
+    metadata = {k: v.value for k, v in materialization.metadata.items()}
+    assert metadata["organizations"] == 2 and metadata["not_fine"] == "testorg"
+    assert (
+        "| testorg | NO | 2026-03-08 | - | - | 1 | 0 | in force since 2026-02-20 "
+        "(letter LTR-TEST-1) |" in metadata["health"]
+    )

@@ -54,5 +54,49 @@ def test_new_files_add_partitions_and_removed_files_keep_history(tmp_path):
         observed = _observed(instance)
         assert [(o["registered"], o["rejected"]) for o in observed] == [(2, 5), (2, 0)]
         assert "| broken.yaml |" in observed[0]["rejected_files"]
-        assert observed[0]["organizations"] == "neworg, otherorg"
+        assert (
+            "| neworg | Other 2-1-1 | in force since 2026-02-20 (letter LTR-TEST-2) |"
+            in (observed[0]["organizations"])
+        )
         assert isinstance(_tick(instance, orgs_dir), dg.SkipReason)  # nothing new to show
+
+
+def _trail(instance, org_id: str) -> list[tuple]:
+    records = instance.fetch_observations(
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey("organization_permission"), asset_partitions=[org_id]
+        ),
+        limit=10,
+        ascending=True,
+    ).records
+    return [
+        tuple(r.asset_observation.metadata[k].value for k in ("change", "document", "revoked_on"))
+        for r in records
+    ]
+
+
+def test_every_change_of_a_permission_letter_is_kept_in_its_audit_trail(tmp_path):
+    orgs_dir = write_org_files(tmp_path / "orgs")
+    path = orgs_dir / "otherorg.yaml"
+    signed = path.read_text()
+    (tmp_path / "home").mkdir()
+    with dg.instance_for_test(temp_dir=str(tmp_path / "home")) as instance:
+        _tick(instance, orgs_dir)
+        _tick(instance, orgs_dir)  # nothing changed: nothing recorded
+        path.write_text(signed.replace("LTR-TEST-2", "LTR-TEST-2b"))
+        _tick(instance, orgs_dir)
+        path.write_text(
+            signed.replace(
+                "  document: LTR-TEST-2", "  document: LTR-TEST-2b\n  revoked_on: 2027-01-31"
+            )
+        )
+        _tick(instance, orgs_dir)
+        path.write_text(signed.split("permission:")[0])
+        _tick(instance, orgs_dir)
+        assert _trail(instance, "otherorg") == [
+            ("first seen", "LTR-TEST-2", "-"),
+            ("changed", "LTR-TEST-2b", "-"),
+            ("changed", "LTR-TEST-2b", "2027-01-31"),
+            ("letter removed", "-", "-"),
+        ]
+        assert [t[0] for t in _trail(instance, "testorg")] == ["first seen"]

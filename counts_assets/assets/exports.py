@@ -188,17 +188,24 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
             cadence.summary,
             deps=[cadence.mapped],
             skippable=True,
-            description="File 1: calls and services per Call Date and Report Version.",
+            description="File 1: calls and services per Call Date and Report Version "
+            "(docs/file-format.md).",
         ),
         dg.AssetSpec(
             cadence.needs,
             deps=[cadence.mapped],
             skippable=True,
-            description="File 2: needs and demographics per record.",
+            description="File 2: needs and demographics per record (docs/file-format.md).",
         ),
     ]
     checks = [
-        dg.AssetCheckSpec(CHECK_UNREADABLE, asset=cadence.raw),
+        dg.AssetCheckSpec(
+            CHECK_UNREADABLE,
+            asset=cadence.raw,
+            description="Records left out, by organization and record number: an unreadable "
+            "started_at or deleted, a value that is not readable text, no record number, or a "
+            "number on two records of one period. A warning (docs/file-format.md).",
+        ),
         dg.AssetCheckSpec(
             CHECK_CLEAN,
             asset=cadence.raw,
@@ -206,10 +213,33 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
             "sent that start with = + - or @, which a spreadsheet would take for a formula "
             "(sent as they are): a finding for the organization's form, not an error.",
         ),
-        dg.AssetCheckSpec(CHECK_UNMAPPED, asset=cadence.mapped),
-        dg.AssetCheckSpec(CHECK_NEEDS, asset=cadence.needs),
-        dg.AssetCheckSpec(CHECK_ZIPS, asset=cadence.needs),
-        dg.AssetCheckSpec(CHECK_SCHEMA, asset=cadence.summary),
+        dg.AssetCheckSpec(
+            CHECK_UNMAPPED,
+            asset=cadence.mapped,
+            description="Answers to a question with a value map that the map does not cover: "
+            "sent empty, counted per distinct answer (cut to 40 characters). A warning.",
+        ),
+        dg.AssetCheckSpec(
+            CHECK_NEEDS,
+            asset=cadence.needs,
+            description="Needs left out for a missing or invalid taxonomy code, or an "
+            "unreadable unmet flag, by record number and code. A warning.",
+        ),
+        dg.AssetCheckSpec(
+            CHECK_ZIPS,
+            asset=cadence.needs,
+            description="Zip codes that are not NNNNN, NNNNN-NNNN or NNNNNNNNN (sent empty), "
+            "counted per file. A warning.",
+        ),
+        dg.AssetCheckSpec(
+            CHECK_SCHEMA,
+            asset=cadence.summary,
+            blocking=True,
+            description="The pandera gate every pair passes before it is published (header, "
+            "Call Date window, counts, codes, zips, uniqueness, records per Call Date equal "
+            "Total Calls). An error: a failing pair is not published and the previous one "
+            "stays (docs/file-format.md).",
+        ),
         dg.AssetCheckSpec(
             CHECK_INTACT,
             asset=cadence.summary,

@@ -212,6 +212,17 @@ class Organization(_Strict):
         asked += [spec.question for spec in self.demographics.values()]
         return {normalize_text(q) for q in asked}
 
+    def permission_summary(self, now: dt.datetime) -> str:
+        """The permission as the UI and the onboarding check state it."""
+        blocked = self.delivery_blocked(now)
+        if blocked:
+            return blocked
+        letter = self.permission
+        assert letter is not None  # in force
+        until = f", revoked from {letter.revoked_on}" if letter.revoked_on else ""
+        prior = ", earlier years agreed" if letter.prior_years else ""
+        return f"in force since {letter.signed_on} (letter {letter.document}{prior}{until})"
+
     @property
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)

@@ -1,6 +1,8 @@
 """`org_registry_sensor`: keeps the dynamic partition set `orgs` in step with the YAML files."""
 
+import datetime as dt
 import hashlib
+import json
 from pathlib import Path
 
 import dagster as dg
@@ -20,8 +22,28 @@ ORGANIZATION_FILES = dg.AssetSpec(
 )
 
 
-def registry_observation(registry: Registry) -> dg.AssetObservation:
-    """What the UI shows of the registry: counts, the organizations, every rejected file."""
+ORGANIZATION_PERMISSION = dg.AssetSpec(
+    "organization_permission",
+    group_name="organizations",
+    partitions_def=orgs_partitions,
+    description="Each organization's signed permission letter, as its file states it. Every "
+    "change of the `permission` block (a letter added, replaced, revoked or removed) is an "
+    "observation of the org's partition: its history is the audit trail of which letter "
+    "allowed sharing, from when, and when it was revoked. Nothing is delivered without a "
+    "letter in force.",
+)
+
+
+def registry_observation(registry: Registry, now: dt.datetime) -> dg.AssetObservation:
+    """What the UI shows of the registry: counts, each organization with its permission, and
+    every rejected file."""
+    orgs = pd.DataFrame(
+        [
+            (org.id, org.name, org.permission_summary(now))
+            for _, org in sorted(registry.orgs.items())
+        ],
+        columns=["org", "name", "permission"],
+    )
     rejected = pd.DataFrame(
         [(Path(e.path).name, e.field, e.reason) for e in registry.errors],
         columns=["file", "field or line", "reason"],
@@ -31,10 +53,60 @@ def registry_observation(registry: Registry) -> dg.AssetObservation:
         metadata={
             "registered": len(registry.orgs),
             "rejected": len(registry.errors),
-            "organizations": ", ".join(sorted(registry.orgs)) or "none",
+            "organizations": dg.MetadataValue.md(markdown_table(orgs, limit=500)),
             "rejected_files": dg.MetadataValue.md(markdown_table(rejected, limit=200)),
         },
     )
+
+
+def permission_record(letter) -> dict:
+    """The permission block as recorded in the audit trail (None: no block)."""
+    if letter is None:
+        return {}
+    return {
+        "document": letter.document,
+        "signed_on": letter.signed_on.isoformat(),
+        "prior_years": letter.prior_years,
+        "revoked_on": letter.revoked_on.isoformat() if letter.revoked_on else None,
+    }
+
+
+def permission_changes(
+    registry: Registry, recorded: dict[str, dict], now: dt.datetime
+) -> list[dg.AssetObservation]:
+    """One observation per org whose permission block differs from the one last recorded."""
+    observations = []
+    for org_id, org in sorted(registry.orgs.items()):
+        current = permission_record(org.permission)
+        if org_id in recorded and recorded[org_id] == current:
+            continue
+        change = "first seen" if org_id not in recorded else "changed"
+        if not current:
+            change = "no letter" if org_id not in recorded else "letter removed"
+        observations.append(
+            dg.AssetObservation(
+                asset_key=ORGANIZATION_PERMISSION.key,
+                partition=org_id,
+                metadata={
+                    "change": change,
+                    "status": org.permission_summary(now),
+                    "document": current.get("document") or "-",
+                    "signed_on": current.get("signed_on") or "-",
+                    "prior_years": bool(current.get("prior_years")),
+                    "revoked_on": current.get("revoked_on") or "-",
+                    "previous": json.dumps(recorded.get(org_id)) if org_id in recorded else "-",
+                },
+            )
+        )
+    return observations
+
+
+def _cursor(raw: str | None) -> dict:
+    try:
+        cursor = json.loads(raw or "{}")
+    except ValueError:
+        cursor = {}
+    return cursor if isinstance(cursor, dict) else {}
 
 
 def registry_changes(known: set[str], registered: list[str]) -> tuple[list[str], list[str]]:
@@ -53,16 +125,22 @@ def org_registry_sensor(
     context: dg.SensorEvaluationContext, org_registry: OrgRegistry
 ) -> dg.SensorResult | dg.SkipReason:
     registry = org_registry.load()
+    now = dt.datetime.now(dt.UTC)
+    cursor = _cursor(context.cursor)
     # Rejections are logged when they change, not again at every tick; the skip reason of
     # every tick still counts them.
     state = [*map(str, registry.errors), *sorted(registry.orgs)]
     seen = hashlib.sha256("\n".join(state).encode()).hexdigest()[:16]
-    observed = []
-    if seen != context.cursor:
-        for error in registry.errors:
-            context.log.error(f"organization file rejected: {error}")
-        observed.append(registry_observation(registry))
-    context.update_cursor(seen)
+    observed = permission_changes(registry, cursor.get("permissions", {}), now)
+    if seen != cursor.get("registry") or observed:
+        if seen != cursor.get("registry"):
+            for error in registry.errors:
+                context.log.error(f"organization file rejected: {error}")
+        observed.insert(0, registry_observation(registry, now))
+    recorded = cursor.get("permissions", {}) | {
+        org_id: permission_record(org.permission) for org_id, org in registry.orgs.items()
+    }
+    context.update_cursor(json.dumps({"registry": seen, "permissions": recorded}))
     known = set(context.instance.get_dynamic_partitions(ORGS_PARTITION_SET))
     to_add, removed = registry_changes(known, list(registry.orgs))
     if removed:

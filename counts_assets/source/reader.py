@@ -110,11 +110,12 @@ def check_source_schema(engine: sa.Engine) -> bool:
     return native
 
 
-def _record_numbers(
+def _windows(
     records: sa.TableClause, org_id: str, first: dt.date, last: dt.date, native: bool
-) -> list[sa.Select]:
-    """One select per index range: the window, plus NULL and (for text) values that cannot
-    start with a year. An OR of them would make SQLite read every record of the org."""
+) -> list[sa.ColumnElement[bool]]:
+    """One condition per index range: the window, plus NULL and (for text) values that cannot
+    start with a year. Each is queried on its own (UNION ALL): an OR of them would make SQLite
+    read every record of the org."""
     low, high = read_window(first, last)
     started = records.c.started_at
     if native:
@@ -147,7 +148,7 @@ class SourceStore:
         """Everything one organization's files of Call Dates first..last need."""
         native = self.native_timestamps()
         records = _table("contact_records")
-        windows = _record_numbers(records, org.id, first, last, native)
+        windows = _windows(records, org.id, first, last, native)
         record_rows = sa.union_all(*(sa.select(*records.c).where(w) for w in windows))
         numbers = sa.union_all(*(sa.select(records.c.call_report_num).where(w) for w in windows))
 
