@@ -1,6 +1,6 @@
 """`python -m counts_assets.status`: is every centre fine today? One line per organization:
 whether it may share, the newest daily and monthly pair made, the newest delivered, how many
-pairs are pending, and its failed delivery runs of the last 7 days; then every rejected
+pairs are pending, and its failed delivery and export runs of the last 7 days; then every rejected
 organization file. Reads the Dagster instance in $DAGSTER_HOME; changes nothing."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import dagster as dg
 from counts_assets import settings
 from counts_assets.assets.delivery import delivery_job
 from counts_assets.assets.exports import DAILY, MONTHLY
+from counts_assets.automation.runs import partitions_of
 from counts_assets.orgs.registry import Registry, load_registry
 from counts_assets.sensors.delivery import ORG_TAG, DeliveryState, pending_pairs, storage_ids
 
@@ -27,11 +28,13 @@ class OrgHealth:
     last_delivered: str
     pending: int
     failed_deliveries: int
+    failed_exports: int
 
     @property
     def fine(self) -> bool:
         allowed = self.permission.startswith("in force")
-        return allowed and not self.pending and not self.failed_deliveries
+        failed = self.failed_deliveries or self.failed_exports
+        return allowed and not self.pending and not failed
 
 
 def _newest_by_org(partitions) -> dict[str, str]:
@@ -59,6 +62,18 @@ def fleet_health(
         )
     ):
         failed[run.tags.get(ORG_TAG, "")] += 1
+    # An export run that failed counts for every org it was asked to make.
+    failed_exports: dict[str, int] = defaultdict(int)
+    for cadence, job_name in ((DAILY, "daily_export_job"), (MONTHLY, "monthly_reconciliation_job")):
+        for run in instance.get_runs(
+            dg.RunsFilter(
+                job_name=job_name, statuses=[dg.DagsterRunStatus.FAILURE], created_after=week_ago
+            )
+        ):
+            for org_id in {
+                k.split("|")[1] for k in partitions_of(run, cadence.partitions_def, instance)
+            }:
+                failed_exports[org_id] += 1
     return [
         OrgHealth(
             org_id,
@@ -68,6 +83,7 @@ def fleet_health(
             delivered.get(org_id, "") or "-",
             len(pending.get(org_id, [])),
             failed[org_id],
+            failed_exports[org_id],
         )
         for org_id, org in sorted(registry.orgs.items())
     ]
@@ -81,6 +97,7 @@ HEADER = (
     "last delivered",
     "pending",
     "failed deliveries (7 days)",
+    "failed exports (7 days)",
     "permission",
 )
 
@@ -96,6 +113,7 @@ def health_table(rows: list[OrgHealth]) -> list[tuple[str, ...]]:
             r.last_delivered,
             str(r.pending),
             str(r.failed_deliveries),
+            str(r.failed_exports),
             r.permission,
         )
         for r in rows

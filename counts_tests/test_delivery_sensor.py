@@ -425,6 +425,17 @@ def test_the_health_view_is_an_asset_in_the_ui(sftp_platform):
     metadata = {k: v.value for k, v in materialization.metadata.items()}
     assert metadata["organizations"] == 2 and metadata["not_fine"] == "testorg"
     assert (
-        "| testorg | NO | 2026-03-08 | - | - | 1 | 0 | in force since 2026-02-20 "
+        "| testorg | NO | 2026-03-08 | - | - | 1 | 0 | 0 | in force since 2026-02-20 "
         "(letter LTR-TEST-1) |" in metadata["health"]
     )
+    # A failed export run makes its org not fine, even with nothing pending.
+    org_file = platform.orgs_dir / "otherorg.yaml"
+    kept = org_file.read_text()
+    org_file.write_text(kept.replace("timezone: Pacific/Honolulu", "timezone: Mars/Olympus"))
+    assert not platform.run("daily_export_job", "2026-03-08|otherorg").success
+    org_file.write_text(kept)
+    (materialization,) = platform.run("fleet_health_job", None).asset_materializations_for_node(
+        "fleet_health"
+    )
+    health = materialization.metadata["health"].value
+    assert "| otherorg | NO | - | - | - | 0 | 0 | 1 | in force" in health

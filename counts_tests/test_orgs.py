@@ -124,6 +124,32 @@ def test_duplicate_id_rejects_both_files(tmp_path):
     assert "used by several files" in registry.errors[0].reason
 
 
+def test_a_stray_copy_does_not_take_the_live_centre_out(tmp_path):
+    registry = _load(tmp_path, {"gateway211.yaml": GOOD, "gateway211-new.yaml": GOOD})
+    assert list(registry.orgs) == ["gateway211"]
+    ((path, field, reason),) = _errors(registry)
+    assert (path, field) == ("gateway211-new.yaml", "id")
+    assert "belongs to" in reason and "gateway211.yaml" in reason
+
+
+def test_a_link_leading_out_of_the_folder_is_refused_without_showing_its_target(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("root_password_hash: CANARY-SECRET-1\n")
+    folder = tmp_path / "orgs"
+    folder.mkdir()
+    (folder / "gateway211.yaml").write_text(GOOD)
+    (folder / "shadow.yaml").symlink_to(secret)
+    (folder / "..data").mkdir()
+    (folder / "..data" / "c211.yaml").write_text(GOOD.replace("gateway211", "c211"))
+    (folder / "c211.yaml").symlink_to(folder / "..data" / "c211.yaml")  # as a ConfigMap mounts
+    registry = load_registry(folder, dt.date(2025, 1, 1))
+    assert sorted(registry.orgs) == ["c211", "gateway211"]
+    (error,) = registry.errors
+    assert error.path.endswith("shadow.yaml")
+    assert error.reason == "a link leading out of the organizations folder"
+    assert "CANARY" not in str(registry.errors)
+
+
 def test_share_from_before_first_date_is_a_config_error(tmp_path):
     errors = _errors(_load(tmp_path, {"a.yaml": GOOD.replace("2026-10-05", "2024-12-31")}))
     assert errors == [("a.yaml", "share_from", "2024-12-31 is before COUNTS_FIRST_DATE 2025-01-01")]

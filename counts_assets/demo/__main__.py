@@ -1,7 +1,8 @@
 """`python -m counts_assets.demo`: demo store -> daily and monthly files for every demo org.
 
 Runs on the embedded defaults (SQLite store, ./organizations, ./data/exports) against the
-persistent Dagster instance in $DAGSTER_HOME, so `dagster dev` shows the runs afterwards."""
+persistent Dagster instance in $DAGSTER_HOME, so the UI (`scripts/ui.sh`) shows the runs
+afterwards."""
 
 from __future__ import annotations
 
@@ -170,8 +171,8 @@ def main() -> None:
         instance, "monthly_summary_file", partition_key(True, "gateway211", dt.date(2026, 10, 1))
     )
     print(
-        "\nOpen the UI: DAGSTER_HOME=$PWD/dagster_home .venv/bin/dagster dev  "
-        "(then http://127.0.0.1:3000)"
+        "\nOpen the UI: ./scripts/ui.sh  (then http://127.0.0.1:3000; the fleet_health asset "
+        "is made every hour, or materialize it there)"
     )
 
 

@@ -16,6 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from counts_assets.orgs.models import Organization
+from counts_assets.rules.text import shown
 
 
 @dataclass(frozen=True)
@@ -87,10 +88,18 @@ class OrgFileRejected(ValueError):
 
 
 def _read_text(path: Path) -> str:
+    if path.is_symlink():
+        # A link may only lead to a file in the same folder (as Kubernetes mounts a ConfigMap):
+        # one leading out would let a file dropped here show another file's lines in reports.
+        folder = path.parent.resolve()
+        target = path.resolve()
+        if target.parent != folder and folder not in target.parents:
+            raise OrgFileRejected("(file)", "a link leading out of the organizations folder")
     try:
         info = path.stat()  # follows a link: a link to a regular file counts as that file
     except FileNotFoundError:
-        raise OrgFileRejected("(file)", "a broken link: it points to nothing") from None
+        reason = "a broken link: it points to nothing" if path.is_symlink() else "does not exist"
+        raise OrgFileRejected("(file)", reason) from None
     except OSError as exc:
         raise OrgFileRejected("(file)", f"cannot be read ({exc.strerror})") from None
     if stat.S_ISDIR(info.st_mode):
@@ -153,7 +162,8 @@ def parse_org_file(path: Path) -> Organization:
 
 
 def _field_name(location: tuple) -> str:
-    return ".".join(str(part) for part in location) or "(file)"
+    # Key names come from the file: cut like any value a report shows.
+    return shown(".".join(str(part) for part in location)) or "(file)"
 
 
 def _pydantic_reason(error: dict) -> str:
@@ -175,19 +185,19 @@ def _pydantic_reason(error: dict) -> str:
 def check_org_file(path: Path, first_date: dt.date) -> tuple[Organization | None, list]:
     """(the organization, []) or (None, its errors): the one check every caller uses (the
     registry, the onboarding command, the runs)."""
-    shown = str(path)
+    named = str(path)
     try:
         org = parse_org_file(path)
     except ValidationError as exc:
         errors = [
-            OrgFileError(shown, _field_name(e["loc"]), _pydantic_reason(e)) for e in exc.errors()
+            OrgFileError(named, _field_name(e["loc"]), _pydantic_reason(e)) for e in exc.errors()
         ]
         return None, errors
     except OrgFileRejected as exc:
-        return None, [OrgFileError(shown, exc.where, exc.reason)]
+        return None, [OrgFileError(named, exc.where, exc.reason)]
     if org.share_from < first_date:
         reason = f"{org.share_from} is before COUNTS_FIRST_DATE {first_date}"
-        return None, [OrgFileError(shown, "share_from", reason)]
+        return None, [OrgFileError(named, "share_from", reason)]
     return org, []
 
 
@@ -250,12 +260,22 @@ def _parse_registry(paths: list[Path], first_date: dt.date) -> Registry:
     unique: dict[str, tuple[str, Organization]] = {}
     for org_id, files in sorted(parsed.items()):
         if len(files) > 1:
+            # The file named after the id keeps it: a stray copy must not take a live centre
+            # out. With no such file, nobody can tell which is meant: all are refused.
+            owner = [(p, org) for p, org in files if Path(p).name == f"{org_id}.yaml"]
             names = ", ".join(p for p, _ in files)
-            for shown, _ in files:
-                registry.errors.append(
-                    OrgFileError(shown, "id", f"{org_id!r} is used by several files: {names}")
+            for path, _ in files:
+                if owner and path == owner[0][0]:
+                    continue
+                reason = (
+                    f"{org_id!r} belongs to {owner[0][0]}; name each file after its own id"
+                    if owner
+                    else f"{org_id!r} is used by several files: {names}"
                 )
-            continue
+                registry.errors.append(OrgFileError(path, "id", reason))
+            if not owner:
+                continue
+            files = owner
         unique[org_id] = files[0]
     clashing = {
         (a, b)
