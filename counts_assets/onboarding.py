@@ -140,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  would share {count} records for {month}")
     for problem in report.problems:
         print(f"PROBLEM {problem}")
-    print("ready to go live" if not report.problems else f"{len(report.problems)} problems")
+    count = len(report.problems)
+    print("ready to go live" if not count else f"{count} problem{'s' if count > 1 else ''}")
     return 1 if report.problems else 0
 
 
