@@ -22,7 +22,8 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from counts_assets.demo.store import ORG_PROFILES, generate_store  # noqa: E402
+from benchmarks.exports import org_files  # noqa: E402
+from counts_assets.demo.store import generate_store  # noqa: E402
 from counts_tests.dagster_processes import running_dagster  # noqa: E402
 
 TARGET_SECONDS = 600  # 150 orgs x 365 days through the daemon in 10 minutes
@@ -41,23 +42,6 @@ query Sensor($s: SensorSelector!) { sensorOrError(sensorSelector: $s) {
 """
 
 
-def org_files(directory: Path, count: int, share_from: dt.date) -> dict[str, dict]:
-    shapes = list(ORG_PROFILES.items())
-    profiles = {}
-    for n in range(count):
-        demo_id, profile = shapes[n % len(shapes)]
-        org_id = f"org{n:03d}"
-        profiles[org_id] = profile
-        forms = ", ".join(f for f, _ in profile["forms"][:1])
-        (directory / f"{org_id}.yaml").write_text(
-            f"id: {org_id}\nname: Benchmark {demo_id} {n}\ntimezone: {profile['zone']}\n"
-            f"share_from: {share_from}\ncontact_forms: [{forms}]\n"
-            "interaction_filter:\n  all_211: true\n"
-            "demographics:\n  gender:\n    question: Gender\n"
-        )
-    return profiles
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--orgs", type=int, default=150)
@@ -70,7 +54,6 @@ def main() -> None:
     first = dt.date(2025, 1, 1)
     last = first + dt.timedelta(days=args.days - 1)
     orgs_dir = work / "orgs"
-    orgs_dir.mkdir(parents=True)
     profiles = org_files(orgs_dir, args.orgs, first)
     url = f"sqlite:///{work / 'store.sqlite'}"
     started = time.monotonic()

@@ -15,6 +15,7 @@ from counts_assets import settings
 from counts_assets.assets.delivery import delivery_job
 from counts_assets.assets.exports import DAILY, MONTHLY
 from counts_assets.automation.runs import partitions_of
+from counts_assets.jobs import daily_export_job, monthly_reconciliation_job
 from counts_assets.orgs.registry import Registry, load_registry
 from counts_assets.sensors.delivery import ORG_TAG, DeliveryState, pending_pairs, storage_ids
 
@@ -64,10 +65,10 @@ def fleet_health(
         failed[run.tags.get(ORG_TAG, "")] += 1
     # An export run that failed counts for every org it was asked to make.
     failed_exports: dict[str, int] = defaultdict(int)
-    for cadence, job_name in ((DAILY, "daily_export_job"), (MONTHLY, "monthly_reconciliation_job")):
+    for cadence, job in ((DAILY, daily_export_job), (MONTHLY, monthly_reconciliation_job)):
         for run in instance.get_runs(
             dg.RunsFilter(
-                job_name=job_name, statuses=[dg.DagsterRunStatus.FAILURE], created_after=week_ago
+                job_name=job.name, statuses=[dg.DagsterRunStatus.FAILURE], created_after=week_ago
             )
         ):
             for org_id in {

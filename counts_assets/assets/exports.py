@@ -269,7 +269,8 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
     ) -> Iterator[Any]:
         requested = [split_key(cadence.partitions_def, k) for k in context.partition_keys]
         if config.orgs:
-            requested = [(org, start) for org, start in requested if org in set(config.orgs)]
+            named = set(config.orgs)
+            requested = [(org, start) for org, start in requested if org in named]
         registry = org_registry.load()
         known = [(org, start) for org, start in requested if org in registry.orgs]
         unknown = sorted({org for org, _ in requested if org not in registry.orgs})

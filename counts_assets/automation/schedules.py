@@ -92,7 +92,8 @@ def _requests(
     now = context.scheduled_execution_time or dt.datetime.now(dt.UTC)
     registry = org_registry.load()
     org_order = context.instance.get_dynamic_partitions(ORGS_PARTITION_SET)
-    orgs = [org for org_id, org in sorted(registry.orgs.items()) if org_id in set(org_order)]
+    registered = set(org_order)
+    orgs = [org for org_id, org in sorted(registry.orgs.items()) if org_id in registered]
     grace = dt.timedelta(minutes=settings.grace_minutes())
     first = dt.date.fromisoformat(org_registry.first_date)
     due = (due_months if monthly else due_days)(orgs, now, grace, first)

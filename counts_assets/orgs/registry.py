@@ -93,7 +93,7 @@ def _read_text(path: Path) -> str:
         # one leading out would let a file dropped here show another file's lines in reports.
         folder = path.parent.resolve()
         target = path.resolve()
-        if target.parent != folder and folder not in target.parents:
+        if folder not in target.parents:
             raise OrgFileRejected("(file)", "a link leading out of the organizations folder")
     try:
         info = path.stat()  # follows a link: a link to a regular file counts as that file

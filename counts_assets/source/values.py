@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from counts_assets.source.tables import SourceTables
+from counts_assets.source.tables import ANSWER_COLUMNS, NEED_COLUMNS, RECORD_COLUMNS, SourceTables
 
 # C0 control characters other than tab, LF and CR.
 CONTROL_CHARACTERS = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
@@ -16,17 +16,9 @@ RECORD_KEY = ["org_id", "call_report_num"]
 LEFT_OUT_COLUMNS = ["org_id", "call_report_num", "column"]
 # The values of each table that are read: an undecodable one leaves its record out.
 READ_VALUES = {
-    "records": [
-        "call_report_num",
-        "contact_form",
-        "report_version",
-        "started_at",
-        "status",
-        "deleted",
-        "postal_code",
-    ],
-    "answers": ["question", "answer"],
-    "needs": ["taxonomy_code", "unmet"],
+    "records": [c for c in RECORD_COLUMNS if c != "org_id"],
+    "answers": [c for c in ANSWER_COLUMNS if c not in RECORD_KEY],
+    "needs": [c for c in NEED_COLUMNS if c not in RECORD_KEY],
 }
 
 
