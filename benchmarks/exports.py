@@ -35,6 +35,11 @@ sys.path.insert(0, str(ROOT))
 from counts_assets.demo.store import ORG_PROFILES, generate_store  # noqa: E402
 
 FIRST = dt.date(2025, 1, 1)
+# The environment every Dagster process of the platform gets (scripts/ui.sh, the Dockerfile).
+PLATFORM_ENV = {
+    "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
+    "DAGSTER_EVENT_BATCH_SIZE": "1000",
+}
 
 
 def org_files(directory: Path, count: int, share_from: dt.date = FIRST) -> dict[str, dict]:
@@ -79,7 +84,8 @@ def reference(work: Path, days: int) -> dict:
 
 
 def project(work: Path, days: int) -> dict:
-    """One ranged run of the daily export job per org, in a real instance."""
+    """One ranged run of the daily export job per org, in a real instance (its storage is the
+    dagster.yaml copied into the work folder's DAGSTER_HOME)."""
     import dagster as dg
 
     from counts_assets.automation.alerts import AlertHook
@@ -90,8 +96,6 @@ def project(work: Path, days: int) -> dict:
     from counts_assets.source.reader import SourceReader
 
     home = work / "dagster_home"
-    home.mkdir()
-    shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
     resources = {
         "org_registry": OrgRegistry(orgs_dir=str(work / "orgs"), first_date=FIRST.isoformat()),
         "source": SourceReader(url=f"sqlite:///{work / 'store.sqlite'}"),
@@ -125,12 +129,11 @@ def peak_rss_mb() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def child(phase: str, work: Path, days: int) -> dict:
+def child(phase: str, work: Path, days: int, env: dict[str, str]) -> dict:
     """Runs a phase in a fresh interpreter; returns its figures and peak RSS."""
     out = subprocess.run(
         [sys.executable, __file__, "--phase", phase, "--workdir", str(work), "--days", str(days)],
-        # as scripts/ui.sh sets it for every Dagster process of the platform
-        env=os.environ | {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"},
+        env=os.environ | env,
         check=True,
         capture_output=True,
         text=True,
@@ -149,6 +152,13 @@ def main() -> None:
     parser.add_argument("--per-day", type=int, default=55, help="contacts per org and day")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--phase", choices=["reference", "project"], default=None)
+    parser.add_argument(
+        "--storage",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="the instance's storage: the embedded default, or the production configuration "
+        "on a PostgreSQL server started for the run",
+    )
     args = parser.parse_args()
 
     if args.phase:
@@ -170,19 +180,37 @@ def main() -> None:
     )
     print(f"store: {rows} in {time.monotonic() - started:.0f}s (not measured)", flush=True)
 
-    ref = child("reference", work, args.days)
+    ref = child("reference", work, args.days, {})
     print(f"reference: {ref}", flush=True)
-    proj = child("project", work, args.days)
-    print(f"project: {proj}", flush=True)
+    home = work / "dagster_home"
+    home.mkdir()
+    env = dict(PLATFORM_ENV)
+    server = None
+    if args.storage == "postgresql":
+        from counts_tests.postgres_server import PostgresServer
+
+        server = PostgresServer.create()
+        server.start()
+        env["COUNTS_DAGSTER_PG_URL"] = server.create_database("dagster")
+        shutil.copy(ROOT / "deploy" / "dagster.postgres.yaml", home / "dagster.yaml")
+    else:
+        shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+    try:
+        proj = child("project", work, args.days, env)
+    finally:
+        if server:
+            server.stop()
+    print(f"project ({args.storage}): {proj}", flush=True)
     made, expected = files_of(work / "project"), files_of(work / "reference")
     ratio = proj["seconds"] / ref["seconds"]
     print(
-        "\n| orgs x days | records | files | reference | project | ratio | "
+        "\n| orgs x days | records | files | storage | reference | project | ratio | "
         "peak RSS reference | peak RSS project | identical |"
     )
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     print(
         f"| {args.orgs} x {args.days} | {rows['contact_records']} | {len(made)} | "
+        f"{args.storage} | "
         f"{ref['seconds']:.1f}s | {proj['seconds']:.1f}s | {ratio:.2f}x | "
         f"{ref['peak_rss_mb']:.0f} MB | {proj['peak_rss_mb']:.0f} MB | {made == expected} |"
     )

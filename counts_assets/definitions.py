@@ -1,6 +1,7 @@
 """The one Definitions object of the platform: `counts_assets.definitions:defs`."""
 
 import os
+import warnings
 
 import dagster as dg
 
@@ -27,6 +28,14 @@ from counts_assets.sensors.org_registry import (
     org_registry_sensor,
 )
 from counts_assets.source.reader import SourceReader
+
+# Dagster itself passes `owners` when it binds resources to a sensor's jobs; we set none. Without
+# this filter every process that loads the code prints a beta warning about it.
+warnings.filterwarnings(
+    "ignore",
+    message="Parameter `owners` of initializer `SensorDefinition.__init__`",
+    category=dg.BetaWarning,
+)
 
 
 def _env(name: str, default: str | None) -> str | dg.EnvVar | None:

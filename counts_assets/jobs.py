@@ -3,17 +3,18 @@ delivery ledger (`counts_assets.assets.delivery`)."""
 
 import dagster as dg
 
-from counts_assets.assets.exports import DAILY, MONTHLY, daily_exports, monthly_exports
+from counts_assets.assets.exports import daily_exports, monthly_exports
+from counts_assets.automation.runs import EXPORT_WORK
 
 daily_export_job = dg.define_asset_job(
     "daily_export_job",
     selection=dg.AssetSelection.assets(daily_exports),
-    partitions_def=DAILY.partitions_def,
+    tags=EXPORT_WORK,
     description="Raw contacts -> mapped demographics -> both daily files, per date and org.",
 )
 monthly_reconciliation_job = dg.define_asset_job(
     "monthly_reconciliation_job",
     selection=dg.AssetSelection.assets(monthly_exports),
-    partitions_def=MONTHLY.partitions_def,
+    tags=EXPORT_WORK,
     description="The same for one calendar month: the restatement that catches late changes.",
 )

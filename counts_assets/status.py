@@ -1,12 +1,13 @@
 """`python -m counts_assets.status`: is every centre fine today? One line per organization:
 whether it may share, the newest daily and monthly pair made, the newest delivered, how many
-pairs are pending, and its failed delivery and export runs of the last 7 days; then every rejected
-organization file. Reads the Dagster instance in $DAGSTER_HOME; changes nothing."""
+pairs are pending, its failed delivery and export runs of the last 7 days, and the data-quality
+findings in its files of the last 7 Call Dates; then every rejected organization file. Reads
+the Dagster instance in $DAGSTER_HOME; changes nothing."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 
 import dagster as dg
@@ -15,8 +16,11 @@ from counts_assets import settings
 from counts_assets.assets.delivery import delivery_job
 from counts_assets.assets.exports import DAILY, MONTHLY
 from counts_assets.automation.runs import partitions_of
+from counts_assets.exports.periods import period_bounds
 from counts_assets.jobs import daily_export_job, monthly_reconciliation_job
 from counts_assets.orgs.registry import Registry, load_registry
+from counts_assets.partitions import partition_key
+from counts_assets.records import latest_records, metadata_of
 from counts_assets.sensors.delivery import ORG_TAG, DeliveryState, pending_pairs, storage_ids
 
 
@@ -30,6 +34,7 @@ class OrgHealth:
     pending: int
     failed_deliveries: int
     failed_exports: int
+    findings: str
 
     @property
     def fine(self) -> bool:
@@ -38,12 +43,46 @@ class OrgHealth:
         return allowed and not self.pending and not failed
 
 
-def _newest_by_org(partitions) -> dict[str, str]:
+def _newest_by_org(partitions, orgs: dict, monthly: bool) -> dict[str, str]:
+    """The newest period per org, leaving out periods before its share_from (recorded, but
+    no file)."""
     newest: dict[str, str] = defaultdict(str)
     for partition in partitions:
         period, _, org_id = partition.partition("|")
+        org = orgs.get(org_id)
+        last_day = period_bounds(dt.date.fromisoformat(period), monthly)[1]
+        if org is None or last_day < org.share_from:
+            continue
         newest[org_id] = max(newest[org_id], period)
     return newest
+
+
+# The per-file counts of data-quality findings, and the asset whose materialization holds each.
+FINDINGS = {
+    "needs_left_out": (DAILY.needs, "needs left out"),
+    "invalid_zip_codes": (DAILY.needs, "zip codes sent empty"),
+    "unmapped_answers": (DAILY.mapped, "answers not in a value map"),
+}
+
+
+def recent_findings(instance: dg.DagsterInstance, org_ids: list[str], today: dt.date) -> dict:
+    """Per org, the data-quality findings in its daily files of the last 7 Call Dates."""
+    keys = [
+        str(partition_key(False, org_id, today - dt.timedelta(days=n)))
+        for org_id in org_ids
+        for n in range(1, 8)
+    ]
+    records = {
+        asset: latest_records(instance, asset, keys) for asset in {a for a, _ in FINDINGS.values()}
+    }
+    totals: dict[str, Counter] = defaultdict(Counter)
+    for name, (asset, label) in FINDINGS.items():
+        for partition, record in records[asset].items():
+            totals[partition.split("|")[1]][label] += int(metadata_of(record).get(name, 0) or 0)
+    return {
+        org_id: ", ".join(f"{label}: {n}" for label, n in totals[org_id].items() if n) or "none"
+        for org_id in org_ids
+    }
 
 
 def fleet_health(
@@ -51,8 +90,13 @@ def fleet_health(
 ) -> list[OrgHealth]:
     ids = storage_ids(instance)
     pending = pending_pairs(ids, DeliveryState(), registry.orgs, now)
-    made = {c.name: _newest_by_org(ids[c.name][0]) for c in (DAILY, MONTHLY)}
-    delivered = _newest_by_org(p for c in (DAILY, MONTHLY) for p in ids[c.name][1])
+    orgs = registry.orgs
+    made = {c.name: _newest_by_org(ids[c.name][0], orgs, c.monthly) for c in (DAILY, MONTHLY)}
+    delivered = defaultdict(str)
+    for c in (DAILY, MONTHLY):
+        for org_id, period in _newest_by_org(ids[c.name][1], orgs, c.monthly).items():
+            delivered[org_id] = max(delivered[org_id], period)
+    findings = recent_findings(instance, sorted(orgs), now.date())
     week_ago = now - dt.timedelta(days=7)
     failed: dict[str, int] = defaultdict(int)
     for run in instance.get_runs(
@@ -85,6 +129,7 @@ def fleet_health(
             len(pending.get(org_id, [])),
             failed[org_id],
             failed_exports[org_id],
+            findings[org_id],
         )
         for org_id, org in sorted(registry.orgs.items())
     ]
@@ -99,6 +144,7 @@ HEADER = (
     "pending",
     "failed deliveries (7 days)",
     "failed exports (7 days)",
+    "findings (last 7 Call Dates)",
     "permission",
 )
 
@@ -115,9 +161,19 @@ def health_table(rows: list[OrgHealth]) -> list[tuple[str, ...]]:
             str(r.pending),
             str(r.failed_deliveries),
             str(r.failed_exports),
+            r.findings,
             r.permission,
         )
         for r in rows
+    ]
+
+
+def text_table(table: list[tuple[str, ...]]) -> list[str]:
+    """The table as aligned lines for a terminal (the last column, the longest, not padded)."""
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
+    return [
+        "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)) + "  " + row[-1]
+        for row in table
     ]
 
 
@@ -125,10 +181,8 @@ def main() -> int:
     registry = load_registry(settings.orgs_dir(), settings.first_date())
     with dg.DagsterInstance.get() as instance:
         rows = fleet_health(instance, registry, dt.datetime.now(dt.UTC))
-    table = health_table(rows)
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
-    for row in table:
-        print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)) + "  " + row[-1])
+    for line in text_table(health_table(rows)):
+        print(line)
     for error in registry.errors:
         print(f"REJECTED {error}")
     return 0 if all(r.fine for r in rows) and not registry.errors else 1

@@ -401,9 +401,9 @@ def test_the_health_view_shows_each_org_at_a_glance(sftp_platform):
     (platform.orgs_dir / "otherorg.yaml").write_text(OTHER_ORG_YAML.split("permission:")[0])
     assert platform.run("daily_export_job", "2026-03-07|testorg", "2026-03-08|otherorg").success
 
-    def health():
+    def health(now=None):
         registry = platform.resources["org_registry"].load()
-        rows = fleet_health(platform.instance, registry, dt.datetime.now(dt.UTC))
+        rows = fleet_health(platform.instance, registry, now or dt.datetime.now(dt.UTC))
         return {r.org_id: r for r in rows}
 
     before = health()
@@ -414,6 +414,12 @@ def test_the_health_view_shows_each_org_at_a_glance(sftp_platform):
     assert after["testorg"].fine and after["testorg"].last_delivered == "2026-03-08"
     assert after["testorg"].last_daily == "2026-03-08"
     assert after["otherorg"].pending == 2 and not after["otherorg"].fine
+    # The findings of the files of the last 7 Call Dates, as of the day after the golden days.
+    assert after["testorg"].findings == "none"  # 2026-03-08 is more than 7 days ago
+    on_march_9 = health(dt.datetime(2026, 3, 9, 12, tzinfo=dt.UTC))
+    assert on_march_9["testorg"].findings == (
+        "needs left out: 2, zip codes sent empty: 1, answers not in a value map: 1"
+    )
 
 
 def test_the_health_view_is_an_asset_in_the_ui(sftp_platform):
@@ -425,7 +431,7 @@ def test_the_health_view_is_an_asset_in_the_ui(sftp_platform):
     metadata = {k: v.value for k, v in materialization.metadata.items()}
     assert metadata["organizations"] == 2 and metadata["not_fine"] == "testorg"
     assert (
-        "| testorg | NO | 2026-03-08 | - | - | 1 | 0 | 0 | in force since 2026-02-20 "
+        "| testorg | NO | 2026-03-08 | - | - | 1 | 0 | 0 | none | in force since 2026-02-20 "
         "(letter LTR-TEST-1) |" in metadata["health"]
     )
     # A failed export run makes its org not fine, even with nothing pending.
@@ -438,4 +444,4 @@ def test_the_health_view_is_an_asset_in_the_ui(sftp_platform):
         "fleet_health"
     )
     health = materialization.metadata["health"].value
-    assert "| otherorg | NO | - | - | - | 0 | 0 | 1 | in force" in health
+    assert "| otherorg | NO | - | - | - | 0 | 0 | 1 | none | in force" in health

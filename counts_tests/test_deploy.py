@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 
+import dagster as dg
 import yaml
 
+from counts_assets.assets.delivery import delivery_job
+from counts_assets.automation.runs import WORK_TAG
+from counts_assets.jobs import daily_export_job, monthly_reconciliation_job
 from counts_tests.dagster_processes import REPO
 
 
@@ -33,6 +38,9 @@ def test_the_helm_values_carry_the_platform_settings():
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
     queue = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
     assert queue["maxConcurrentRuns"] == embedded["concurrency"]["runs"]["max_concurrent_runs"]
+    assert (
+        queue["tagConcurrencyLimits"] == embedded["concurrency"]["runs"]["tag_concurrency_limits"]
+    )
     retries = values["dagsterDaemon"]["runRetries"]
     assert (
         retries["retryOnAssetOrOpFailure"]
@@ -62,3 +70,29 @@ def test_the_image_entry_point_loads_the_definitions(tmp_path):
         check=True,
     )
     assert "daily_export_job" in loaded.stdout and "delivery_job" in loaded.stdout
+
+
+def test_the_run_queue_keeps_exports_and_deliveries_apart(tmp_path):
+    """The instance built from the repository's dagster.yaml queues runs with a limit per kind
+    of work, and every job's runs carry the tag those limits count."""
+    shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        queue = instance.get_concurrency_config().run_queue_config
+    limits = {
+        (limit["key"], limit.get("value")): limit["limit"] for limit in queue.tag_concurrency_limits
+    }
+    assert queue.max_concurrent_runs == 4
+    assert limits == {
+        (WORK_TAG, "export"): 2,
+        ("dagster/backfill", None): 2,  # a backfill launched from the asset graph
+        (WORK_TAG, "delivery"): 2,
+    }
+    kinds = {
+        job.name: job.tags.get(WORK_TAG)
+        for job in (daily_export_job, monthly_reconciliation_job, delivery_job)
+    }
+    assert kinds == {
+        "daily_export_job": "export",
+        "monthly_reconciliation_job": "export",
+        "delivery_job": "delivery",
+    }

@@ -14,6 +14,7 @@ import dagster as dg
 from pydantic import Field
 
 from counts_assets.assets.exports import CHECK_INTACT, DAILY, MONTHLY, Cadence
+from counts_assets.automation.runs import DELIVERY_WORK
 from counts_assets.delivery.ledger import (
     CADENCES,
     Delivered,
@@ -330,6 +331,7 @@ def _record(context, job: PairJob, place: str, receipts: dict | None) -> None:
 @dg.job(
     name="delivery_job",
     executor_def=dg.in_process_executor,
+    tags=DELIVERY_WORK,
     description="Delivers pending pairs of one organization (launched by delivery_sensor).",
 )
 def delivery_job() -> None:

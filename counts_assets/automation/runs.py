@@ -16,6 +16,11 @@ IN_FLIGHT = [
 PARTITION_TAG = "dagster/partition"
 RANGE_START_TAG = "dagster/asset_partition_range_start"
 RANGE_END_TAG = "dagster/asset_partition_range_end"
+# What a run does, for the run queue's limits per kind of work (dagster.yaml): exports take the
+# CPU, deliveries wait on the network, and neither may starve the other.
+WORK_TAG = "counts/work"
+EXPORT_WORK = {WORK_TAG: "export"}
+DELIVERY_WORK = {WORK_TAG: "delivery"}
 
 
 def in_flight_runs(instance: dg.DagsterInstance, job_name: str) -> list[dg.DagsterRun]:

@@ -23,6 +23,8 @@ from counts_assets.demo.store import apply_late_edits, generate_store
 from counts_assets.orgs.registry import load_registry
 from counts_assets.partitions import ORGS_PARTITION_SET, partition_key
 from counts_assets.sensors.delivery import delivery_sensor
+from counts_assets.sensors.org_registry import org_registry_sensor
+from counts_assets.status import fleet_health, health_table, text_table
 
 DEMO_FIRST = dt.date(2026, 8, 1)
 DEMO_LAST = dt.date(2026, 11, 24)
@@ -59,6 +61,46 @@ def run_range(instance: dg.DagsterInstance, job_name: str, start: str, end: str)
         f"{job_name} {start} .. {end}: {'succeeded' if result.success else 'FAILED'}"
         f" (run {result.run_id})"
     )
+
+
+def register_orgs(instance: dg.DagsterInstance) -> None:
+    """org_registry_sensor's tick, its runs executed here instead of by the daemon: the orgs
+    become partitions, and the periods before each org's share_from are recorded (no file), so
+    the UI's partition view shows only real gaps. The registry's own observations are left to
+    the daemon's sensor, which records them when the UI starts."""
+    context = dg.build_sensor_context(instance=instance, resources=default_resources())
+    result = org_registry_sensor(context)
+    if not isinstance(result, dg.SensorResult):
+        return
+    for request in result.dynamic_partitions_requests:
+        instance.add_dynamic_partitions(request.partitions_def_name, request.partition_keys)
+    for request in result.run_requests:
+        started = time.perf_counter()
+        run = defs.resolve_job_def(request.job_name).execute_in_process(
+            instance=instance,
+            run_config=dg.RunConfig(loggers=QUIET),
+            tags=request.tags,
+            raise_on_error=False,
+        )
+        first, last = request.tags[RANGE_START_TAG], request.tags[RANGE_END_TAG]
+        print(
+            f"before share_from, recorded as writing no file: {first} .. {last} "
+            f"({time.perf_counter() - started:.0f}s"
+            + (")" if run.success else ", run FAILED: see the UI)")
+        )
+
+
+def show_health(instance: dg.DagsterInstance) -> None:
+    """Makes the fleet_health asset (the UI's per-organization table) and prints the table."""
+    defs.resolve_job_def("fleet_health_job").execute_in_process(
+        instance=instance, run_config=dg.RunConfig(loggers=QUIET)
+    )
+    rows = fleet_health(
+        instance, load_registry(settings.orgs_dir(), settings.first_date()), dt.datetime.now(dt.UTC)
+    )
+    print("\nfleet_health (also in the UI, made again every hour):")
+    for line in text_table(health_table(rows)):
+        print(f"  {line}")
 
 
 def deliver_pending(instance: dg.DagsterInstance) -> None:
@@ -129,11 +171,8 @@ def main() -> None:
     registry = load_registry(settings.orgs_dir(), settings.first_date())
     for error in registry.errors:
         print(f"organization file rejected: {error}")
-    org_ids = list(registry.orgs)
     instance = dg.DagsterInstance.get()
-    # The demo registers its orgs itself, so it runs without the daemon's org_registry_sensor.
-    known = instance.get_dynamic_partitions(ORGS_PARTITION_SET)
-    instance.add_dynamic_partitions(ORGS_PARTITION_SET, [o for o in org_ids if o not in known])
+    register_orgs(instance)
     ordered = instance.get_dynamic_partitions(ORGS_PARTITION_SET)
     first_org, last_org = ordered[0], ordered[-1]
 
@@ -170,10 +209,8 @@ def main() -> None:
     show_metadata(
         instance, "monthly_summary_file", partition_key(True, "gateway211", dt.date(2026, 10, 1))
     )
-    print(
-        "\nOpen the UI: ./scripts/ui.sh  (then http://127.0.0.1:3000; the fleet_health asset "
-        "is made every hour, or materialize it there)"
-    )
+    show_health(instance)
+    print("\nOpen the UI: ./scripts/ui.sh  (then http://127.0.0.1:3000)")
 
 
 if __name__ == "__main__":

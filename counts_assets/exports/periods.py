@@ -31,6 +31,17 @@ def period_bounds(period_start: dt.date, monthly: bool) -> tuple[dt.date, dt.dat
     return period_start.replace(day=1), period_start.replace(day=last)
 
 
+def period_starts(first: dt.date, last: dt.date, monthly: bool) -> list[dt.date]:
+    """The starts of the periods from the one starting at `first` to the one starting at `last`."""
+    if not monthly:
+        return [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
+    months = (last.year - first.year) * 12 + last.month - first.month
+    return [
+        dt.date(first.year + (first.month - 1 + n) // 12, (first.month - 1 + n) % 12 + 1, 1)
+        for n in range(months + 1)
+    ]
+
+
 def period_label(start: dt.date, monthly: bool) -> str:
     """`YYYY-MM` for a month, `YYYY-MM-DD` for a day: the period in file names and keys."""
     return start.strftime("%Y-%m") if monthly else start.isoformat()
