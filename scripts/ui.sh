@@ -15,5 +15,4 @@ export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=true
 .venv/bin/dagster-daemon run -w workspace.yaml &
 daemon=$!
 trap 'kill "$daemon" 2>/dev/null || true; wait "$daemon" 2>/dev/null || true' EXIT
-echo "Dagster UI: http://127.0.0.1:3000 (DAGSTER_HOME=$DAGSTER_HOME); Ctrl-C stops it."
 .venv/bin/dagster-webserver -w workspace.yaml -h 127.0.0.1 -p 3000 "$@"
