@@ -36,10 +36,7 @@ from counts_assets.demo.store import ORG_PROFILES, generate_store  # noqa: E402
 
 FIRST = dt.date(2025, 1, 1)
 # The environment every Dagster process of the platform gets (scripts/ui.sh, the Dockerfile).
-PLATFORM_ENV = {
-    "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true",
-    "DAGSTER_EVENT_BATCH_SIZE": "1000",
-}
+PLATFORM_ENV = {"DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS": "true"}
 
 
 def org_files(directory: Path, count: int, share_from: dt.date = FIRST) -> dict[str, dict]:
@@ -184,7 +181,7 @@ def main() -> None:
     print(f"reference: {ref}", flush=True)
     home = work / "dagster_home"
     home.mkdir()
-    env = dict(PLATFORM_ENV)
+    env = PLATFORM_ENV | {"DAGSTER_HOME": str(home)}
     server = None
     if args.storage == "postgresql":
         from counts_tests.postgres_server import PostgresServer

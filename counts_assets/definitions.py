@@ -29,6 +29,11 @@ from counts_assets.sensors.org_registry import (
 )
 from counts_assets.source.reader import SourceReader
 
+# A ranged run's records of the three assets recorded for its whole range reach the event log
+# in batches of this size (one transaction each) instead of one write per partition. Set here,
+# where every process that executes a run loads the code, whatever started it.
+os.environ.setdefault("DAGSTER_EVENT_BATCH_SIZE", "1000")
+
 # Dagster itself passes `owners` when it binds resources to a sensor's jobs; we set none. Without
 # this filter every process that loads the code prints a beta warning about it.
 warnings.filterwarnings(

@@ -57,11 +57,11 @@ def _newest_by_org(partitions, orgs: dict, monthly: bool) -> dict[str, str]:
     return newest
 
 
-# The per-file counts of data-quality findings, and the asset whose materialization holds each.
+# The per-file counts of data-quality findings in a pair's record.
 FINDINGS = {
-    "needs_left_out": (DAILY.needs, "needs left out"),
-    "invalid_zip_codes": (DAILY.needs, "zip codes sent empty"),
-    "unmapped_answers": (DAILY.mapped, "answers not in a value map"),
+    "needs_left_out": "needs left out",
+    "invalid_zip_codes": "zip codes sent empty",
+    "unmapped_answers": "answers not in a value map",
 }
 
 
@@ -72,13 +72,11 @@ def recent_findings(instance: dg.DagsterInstance, org_ids: list[str], today: dt.
         for org_id in org_ids
         for n in range(1, 8)
     ]
-    records = {
-        asset: latest_records(instance, asset, keys) for asset in {a for a, _ in FINDINGS.values()}
-    }
     totals: dict[str, Counter] = defaultdict(Counter)
-    for name, (asset, label) in FINDINGS.items():
-        for partition, record in records[asset].items():
-            totals[partition.split("|")[1]][label] += int(metadata_of(record).get(name, 0) or 0)
+    for partition, record in latest_records(instance, DAILY.summary, keys).items():
+        metadata = metadata_of(record)
+        for name, label in FINDINGS.items():
+            totals[partition.split("|")[1]][label] += int(metadata.get(name) or 0)
     return {
         org_id: ", ".join(f"{label}: {n}" for label, n in totals[org_id].items() if n) or "none"
         for org_id in org_ids

@@ -3,6 +3,8 @@ target, and a real Dagster instance in a temporary DAGSTER_HOME."""
 
 from __future__ import annotations
 
+import os
+import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +17,7 @@ from counts_assets.definitions import build_defs
 from counts_assets.delivery.resource import DeliveryResource
 from counts_assets.resources import ExportFiles, OrgRegistry
 from counts_assets.source.reader import SourceReader
+from counts_tests.dagster_processes import REPO
 from counts_tests.golden_store import build_golden_store, write_org_files
 from counts_tests.store import sqlite_url
 
@@ -65,6 +68,7 @@ def platform_on(
     tmp_path: Path,
     delivery: DeliveryResource | None = None,
     registered: tuple[str, ...] = ("testorg", "otherorg"),
+    repository_instance: bool = False,
 ):
     url = sqlite_url(tmp_path)
     build_golden_store(url)
@@ -80,6 +84,26 @@ def platform_on(
     (tmp_path / "outbox").mkdir()
     home = tmp_path / "dagster_home"
     home.mkdir()
-    with dg.instance_for_test(temp_dir=str(home)) as instance:
+    with _instance(home, repository_instance) as instance:
         instance.add_dynamic_partitions("orgs", list(registered))
         yield Platform(build_defs(resources), instance, export_dir, orgs_dir, home, url, resources)
+
+
+@contextmanager
+def _instance(home: Path, repository_instance: bool):
+    """Dagster's test instance, or the one the repository's dagster.yaml configures."""
+    if not repository_instance:
+        with dg.instance_for_test(temp_dir=str(home)) as instance:
+            yield instance
+        return
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    before = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        with dg.DagsterInstance.from_config(str(home)) as instance:
+            yield instance
+    finally:
+        if before is None:
+            del os.environ["DAGSTER_HOME"]
+        else:
+            os.environ["DAGSTER_HOME"] = before

@@ -46,23 +46,26 @@ def test_daily_partition(platform):
     instance, export_dir = platform.instance, platform.export_dir
     result = platform.run("daily_export_job", "2026-03-08|testorg")
     assert result.success
+    made = {}
     for kind in ("summary", "needs"):
         name = f"testorg_daily_2026-03-08_{kind}.csv"
-        made = export_dir / "testorg" / "daily" / name
-        assert made.read_bytes() == (GOLDEN_DIR / name).read_bytes()
-        meta = materialization(instance, f"daily_{kind}_file", "2026-03-08|testorg")
-        assert meta["status"] == "published"
-        assert meta["path"] == str(made)
-        assert meta["sha256"] == hashlib.sha256(made.read_bytes()).hexdigest()
-        assert meta["included_records"] == 3 and meta["total_calls"] == 3
-        assert meta["total_services"] == 3 and meta["total_needs"] == 6
-    needs_meta = materialization(instance, "daily_needs_file", "2026-03-08|testorg")
-    assert needs_meta["rows_written"] == 5
-    assert needs_meta["needs_left_out"] == 2 and needs_meta["invalid_zip_codes"] == 1
-    summary_meta = materialization(instance, "daily_summary_file", "2026-03-08|testorg")
-    assert "| 2026-03-08 | 1 | 2 | v2 |" in summary_meta["preview"]
-    mapped = materialization(instance, "daily_mapped_demographics", "2026-03-08|testorg")
-    assert mapped == {"included_records": 3, "unmapped_answers": 1}
+        made[kind] = export_dir / "testorg" / "daily" / name
+        assert made[kind].read_bytes() == (GOLDEN_DIR / name).read_bytes()
+    # The summary file's record is the pair's record: everything about both files.
+    meta = materialization(instance, "daily_summary_file", "2026-03-08|testorg")
+    assert meta["status"] == "published"
+    assert meta["path"] == str(made["summary"]) and meta["needs_path"] == str(made["needs"])
+    assert meta["sha256"] == hashlib.sha256(made["summary"].read_bytes()).hexdigest()
+    assert meta["needs_sha256"] == hashlib.sha256(made["needs"].read_bytes()).hexdigest()
+    assert meta["included_records"] == 3 and meta["total_calls"] == 3
+    assert meta["total_services"] == 3 and meta["total_needs"] == 6
+    assert meta["rows_written"] == 3 and meta["needs_rows_written"] == 5
+    assert meta["needs_left_out"] == 2 and meta["invalid_zip_codes"] == 1
+    assert meta["unmapped_answers"] == 1
+    assert "| 2026-03-08 | 1 | 2 | v2 |" in meta["preview"]
+    # Every partition of the run ended well: the other three are recorded for its range.
+    for asset in ("daily_raw_contacts", "daily_mapped_demographics", "daily_needs_file"):
+        assert materialization(instance, asset, "2026-03-08|testorg")["pairs_published"] == 1
 
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks["taxonomy_codes_valid"].passed is False
@@ -128,6 +131,18 @@ def test_org_without_a_valid_file_fails_only_with_a_clear_reason(platform):
     assert materialization(instance, "daily_summary_file", "2026-03-08|otherorg")["status"] == (
         "published"
     )
+    # A run with a partition that did not end well records the other three pair by pair: the
+    # published ones with their own facts, the failed one not at all.
+    needs = materialization(instance, "daily_needs_file", "2026-03-08|testorg")
+    assert (
+        needs["sha256"]
+        == hashlib.sha256(
+            (export_dir / "testorg/daily/testorg_daily_2026-03-08_needs.csv").read_bytes()
+        ).hexdigest()
+    )
+    assert needs["rows_written"] == 5 and needs["needs_left_out"] == 2
+    for asset in ("daily_raw_contacts", "daily_mapped_demographics", "daily_needs_file"):
+        assert "2026-03-08|badorg" not in instance.get_materialized_partitions(dg.AssetKey(asset))
 
 
 def test_no_personal_data_reaches_files_logs_or_metadata(platform, capfd):

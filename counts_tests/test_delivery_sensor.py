@@ -348,8 +348,8 @@ def test_deliveries_recorded_per_file_by_earlier_versions_still_count(sftp_platf
     platform, base = sftp_platform
     assert platform.run("daily_export_job", DAY).success
     target = platform.resources["delivery"].target().describe()
-    for kind in ("summary", "needs"):
-        (published,) = events(platform, f"daily_{kind}_file", DAY)
+    (pair,) = events(platform, "daily_summary_file", DAY)
+    for kind, sha256 in (("summary", pair["sha256"]), ("needs", pair["needs_sha256"])):
         platform.instance.report_runless_asset_event(
             dg.AssetMaterialization(
                 f"daily_{kind}_delivery",
@@ -358,7 +358,7 @@ def test_deliveries_recorded_per_file_by_earlier_versions_still_count(sftp_platf
                     "status": "delivered",
                     "target": target,
                     "location": f"{target}/testorg/testorg_daily_2026-03-08_{kind}.csv",
-                    "sha256": published["sha256"],
+                    "sha256": sha256,
                 },
             )
         )

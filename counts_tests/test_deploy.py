@@ -20,6 +20,11 @@ def test_the_postgresql_instance_differs_from_the_embedded_one_only_by_its_stora
     embedded = yaml.safe_load((REPO / "dagster.yaml").read_text())
     production = yaml.safe_load((REPO / "deploy" / "dagster.postgres.yaml").read_text())
     storage = production.pop("storage")
+    # The embedded event log is SQLite with a batch writer; PostgreSQL's has its own.
+    assert embedded.pop("event_log_storage") == {
+        "module": "counts_assets.event_log",
+        "class": "BatchedSqliteEventLogStorage",
+    }
     assert production == embedded
     assert storage == {"postgres": {"postgres_url": {"env": "COUNTS_DAGSTER_PG_URL"}}}
 

@@ -3,13 +3,19 @@
 
 One multi-asset per cadence, because the four steps share one read of the store and the pair is
 published together or not at all. Intermediate frames are not persisted: they hold answers
-from the CRM, which have no business being copied into Dagster's storage. Each partition still
-gets its own materialization of each asset, with its own metadata."""
+from the CRM, which have no business being copied into Dagster's storage.
+
+What each partition records: the summary file's materialization is the pair's record, made as
+soon as the pair is published, with everything about the pair (both paths and SHA-256s, rows,
+counts, findings). The other three assets of a run whose every partition ended well (published,
+or no file by rule) are recorded for the run's whole range at the end, which Dagster writes in
+batches; a run with a failed, unknown or left-out partition records them pair by pair instead,
+so a partition never looks made when it was not."""
 
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import dagster as dg
 import pandas as pd
@@ -278,27 +284,49 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
             known, registry.orgs, cadence.monthly, dt.datetime.now(dt.UTC)
         )
         targets, skipped = plan_targets(ended, registry.orgs, cadence.monthly)
+        # Periods without a file first: the asset's newest record is then a published pair.
+        without_file = [
+            (str(partition_key(cadence.monthly, org_id, period_start(period))), status, reason)
+            for status, periods in ((STATUS_SKIPPED, skipped), (STATUS_NOT_ENDED, still_open))
+            for (org_id, period), reason in periods.items()
+        ]
+        for key, status, reason in without_file:
+            yield dg.AssetMaterialization(
+                asset_key=cadence.summary,
+                partition=key,
+                metadata={"status": status, "reason": reason},
+            )
         # Organization by organization: memory holds one org's range, never the whole run's.
-        batches = []
+        batches, published = [], []
         for org_id, org_targets in _by_org(targets):
             batch = _export(context, source, registry.orgs[org_id], org_targets)
             counts = findings_counts(batch.findings)
             for result in publish_pairs(batch, export_files.root):
-                extra = _reconciliation(export_files, result) if cadence.monthly else {}
-                yield from _materializations(cadence, result, counts, extra)
+                if result.published:
+                    extra = _reconciliation(export_files, result) if cadence.monthly else {}
+                    record, facts = _pair_record(cadence, result, counts, extra)
+                    yield record  # the pair is recorded as soon as it is published
+                    published.append(facts)
                 result.release()
             batches.append(batch)
         outcome = RunOutcome.combine(batches)
-        without_file = [(k, STATUS_SKIPPED, r) for k, r in skipped.items()]
-        without_file += [(k, STATUS_NOT_ENDED, r) for k, r in still_open.items()]
-        for (org_id, period), status, reason in without_file:
-            key = partition_key(cadence.monthly, org_id, period_start(period))
-            for asset_key in (cadence.raw, cadence.mapped, *cadence.file_keys.values()):
-                yield dg.AssetMaterialization(
+        # Every partition of the run ended well: Dagster records the three for the whole range.
+        whole_range = (
+            not outcome.failed and not unknown and len(requested) == len(context.partition_keys)
+        )
+        if whole_range:
+            for asset_key in (cadence.raw, cadence.mapped, cadence.needs):
+                yield dg.MaterializeResult(
                     asset_key=asset_key,
-                    partition=key,
-                    metadata={"status": status, "reason": reason},
+                    metadata={
+                        "recorded_with": "the run's range: each partition's own facts are in "
+                        f"the {cadence.summary.to_user_string()} record of that partition",
+                        "pairs_published": len(published),
+                        "periods_without_file": len(without_file),
+                    },
                 )
+        else:
+            yield from _pair_by_pair(cadence, published, without_file)
         context.log.info(
             f"{len(targets)} file pairs planned, {len(skipped)} periods before share_from, "
             f"{len(still_open)} not yet ended, "
@@ -372,37 +400,88 @@ def _reconciliation(export_files: ExportFiles, result: FileOutcome) -> dict:
     }
 
 
-def _materializations(cadence: Cadence, result: FileOutcome, counts: dict, extra: dict):
+class _PairFacts(NamedTuple):
+    """What the other three assets record of a published pair, kept small: a run holds one
+    per pair until its end."""
+
+    partition: str
+    included_records: int
+    unmapped_answers: int
+    needs_left_out: int
+    invalid_zip_codes: int
+    needs_path: str
+    needs_sha256: str
+    needs_rows: int
+
+
+def _pair_record(
+    cadence: Cadence, result: FileOutcome, counts: dict, extra: dict
+) -> tuple[dg.AssetMaterialization, _PairFacts]:
+    """The pair's record (the summary file's materialization: everything about the pair) and
+    the facts the other three assets record when a run records them pair by pair."""
     target = result.target
-    key = (target.org_id, target.period)
-    if not result.published:
-        return
+    found = counts.get(
+        (target.org_id, target.period),
+        {"needs_left_out": 0, "invalid_zip_codes": 0, "unmapped_answers": 0},
+    )
     start = target.first_day.replace(day=1) if cadence.monthly else target.first_day
-    partition = partition_key(cadence.monthly, target.org_id, start)
-    found = counts.get(key, {"needs_left_out": 0, "invalid_zip_codes": 0, "unmapped_answers": 0})
-    yield dg.AssetMaterialization(
-        asset_key=cadence.raw,
-        partition=partition,
-        metadata={"included_records": result.included_records},
+    partition = str(partition_key(cadence.monthly, target.org_id, start))
+    needs = file_metadata(result, "needs")
+    metadata = file_metadata(result, "summary") | found | extra
+    metadata |= {"needs_path": needs["path"], "needs_rows_written": needs["rows_written"]}
+    record = dg.AssetMaterialization(
+        asset_key=cadence.summary, partition=partition, metadata=metadata
     )
-    yield dg.AssetMaterialization(
-        asset_key=cadence.mapped,
-        partition=partition,
-        metadata={
-            "included_records": result.included_records,
-            "unmapped_answers": found["unmapped_answers"],
-        },
+    facts = _PairFacts(
+        partition,
+        result.included_records,
+        found["unmapped_answers"],
+        found["needs_left_out"],
+        found["invalid_zip_codes"],
+        needs["path"].path,
+        needs["sha256"],
+        needs["rows_written"],
     )
-    # File 2 first: the summary's record names the whole pair, so it is the pair's record.
-    for kind in ("needs", "summary"):
-        meta = file_metadata(result, kind)
-        if kind == "needs":
-            meta |= {k: found[k] for k in ("needs_left_out", "invalid_zip_codes")}
-        else:
-            meta |= extra
+    return record, facts
+
+
+def _pair_by_pair(
+    cadence: Cadence, published: list[_PairFacts], without_file: list[tuple[str, str, str]]
+) -> Iterator[dg.AssetMaterialization]:
+    """The other three assets' records, one per partition."""
+    for f in published:
         yield dg.AssetMaterialization(
-            asset_key=cadence.file_keys[kind], partition=partition, metadata=meta
+            asset_key=cadence.raw,
+            partition=f.partition,
+            metadata={"included_records": f.included_records},
         )
+        yield dg.AssetMaterialization(
+            asset_key=cadence.mapped,
+            partition=f.partition,
+            metadata={
+                "included_records": f.included_records,
+                "unmapped_answers": f.unmapped_answers,
+            },
+        )
+        yield dg.AssetMaterialization(
+            asset_key=cadence.needs,
+            partition=f.partition,
+            metadata={
+                "status": "published",
+                "path": dg.MetadataValue.path(f.needs_path),
+                "sha256": f.needs_sha256,
+                "rows_written": f.needs_rows,
+                "needs_left_out": f.needs_left_out,
+                "invalid_zip_codes": f.invalid_zip_codes,
+            },
+        )
+    for partition, status, reason in without_file:
+        for asset_key in (cadence.raw, cadence.mapped, cadence.needs):
+            yield dg.AssetMaterialization(
+                asset_key=asset_key,
+                partition=partition,
+                metadata={"status": status, "reason": reason},
+            )
 
 
 daily_exports = build_export_asset(DAILY)

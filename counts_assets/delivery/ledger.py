@@ -30,23 +30,24 @@ def legacy_ledger_keys(cadence: Cadence) -> tuple[dg.AssetKey, dg.AssetKey]:
 def published_versions(
     instance: dg.DagsterInstance, cadence: Cadence, partitions: Iterable[str]
 ) -> dict[str, PairVersion]:
-    """The newest published pair of each partition (periods that made no file are absent)."""
-    partitions = list(partitions)
-    summaries = latest_records(instance, cadence.summary, partitions)
-    needs = latest_records(instance, cadence.needs, partitions)
-    out = {}
-    for partition, record in summaries.items():
-        meta = metadata_of(record)
-        needs_record = needs.get(partition)
-        if "sha256" not in meta or needs_record is None:
-            continue
-        needs_meta = metadata_of(needs_record)
-        if "sha256" not in needs_meta:
-            continue
-        out[partition] = PairVersion(
-            meta["sha256"], meta.get("needs_sha256") or needs_meta["sha256"]
-        )
-    return out
+    """The newest published pair of each partition (periods that made no file are absent): the
+    summary file's record names both files. Records made by earlier versions, without the
+    needs file's SHA-256, take it from the needs file's record."""
+    summaries = {
+        partition: metadata_of(record)
+        for partition, record in latest_records(instance, cadence.summary, partitions).items()
+    }
+    published = {p: meta for p, meta in summaries.items() if "sha256" in meta}
+    older = [p for p, meta in published.items() if "needs_sha256" not in meta]
+    needs = {
+        partition: metadata_of(record).get("sha256")
+        for partition, record in latest_records(instance, cadence.needs, older).items()
+    }
+    return {
+        partition: PairVersion(meta["sha256"], meta.get("needs_sha256") or needs[partition])
+        for partition, meta in published.items()
+        if meta.get("needs_sha256") or needs.get(partition)
+    }
 
 
 @dataclass(frozen=True)

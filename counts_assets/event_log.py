@@ -1,0 +1,61 @@
+"""The embedded instance's event log: Dagster's SQLite storage, writing each batch of asset
+materializations in one transaction per database instead of one per event.
+
+A ranged export run records every partition of its range; Dagster hands those records over in
+batches when `DAGSTER_EVENT_BATCH_SIZE` is set (the platform's scripts set it), and its
+PostgreSQL storage writes a batch at once. Its SQLite storage has no batch writer and stores
+them one by one, each time opening both databases anew (about 10 ms an event). This class adds
+the batch writer the way the PostgreSQL storage does it; everything else is Dagster's SQLite
+storage, the same files under $DAGSTER_HOME/history/runs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import dagster as dg
+from dagster._core.events import DagsterEventType
+from dagster._core.storage.event_log import SqliteEventLogStorage
+from dagster._core.storage.event_log.schema import SqlEventLogStorageTable
+from dagster._serdes import ConfigurableClassData
+
+
+class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
+    def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None):
+        if base_dir is None:
+            # Where Dagster's default instance keeps it, so history made before stays readable.
+            home = os.environ.get("DAGSTER_HOME")
+            if not home:
+                raise dg.DagsterInvariantViolationError(
+                    "BatchedSqliteEventLogStorage: set DAGSTER_HOME, or give base_dir in "
+                    "dagster.yaml (event_log_storage.config.base_dir)"
+                )
+            base_dir = os.path.join(home, "history", "runs")
+        super().__init__(base_dir=base_dir, inst_data=inst_data)
+
+    @classmethod
+    def config_type(cls) -> dict:
+        return {"base_dir": dg.Field(dg.StringSource, is_required=False)}
+
+    @classmethod
+    def from_config_value(
+        cls, inst_data: ConfigurableClassData | None, config_value: dict
+    ) -> BatchedSqliteEventLogStorage:
+        return cls(inst_data=inst_data, **config_value)
+
+    def store_event_batch(self, events: Sequence[dg.EventLogEntry]) -> None:
+        types = {event.get_dagster_event().event_type for event in events}
+        run_ids = {event.run_id for event in events}
+        if types != {DagsterEventType.ASSET_MATERIALIZATION} or len(run_ids) != 1:
+            super().store_event_batch(events)  # one by one, as Dagster does
+            return
+        insert = self.prepare_insert_event_batch(events)
+        with self.run_connection(run_ids.pop()) as conn:
+            conn.execute(insert)
+        # The cross-run index: the same rows, their tags, and the asset's newest event.
+        with self.index_transaction() as conn:
+            ids = sorted(
+                row[0] for row in conn.execute(insert.returning(SqlEventLogStorageTable.c.id))
+            )
+            self._store_asset_event_tags(conn, events, ids)
+            self._store_asset_event(conn, events[-1], ids[-1])
