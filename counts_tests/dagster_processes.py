@@ -172,11 +172,27 @@ class Dagster:
 
 
 @contextmanager
+def dagster_home(home: Path):
+    """DAGSTER_HOME set for this process too, as for the processes: the test reads the same
+    instance (its event log finds its files through it)."""
+    before = os.environ.get("DAGSTER_HOME")
+    os.environ["DAGSTER_HOME"] = str(home)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["DAGSTER_HOME"]
+        else:
+            os.environ["DAGSTER_HOME"] = before
+
+
+@contextmanager
 def running_dagster(home: Path, env: Mapping[str, str], instance: Path = REPO / "dagster.yaml"):
     """`instance`: the dagster.yaml to start with (deploy/dagster.postgres.yaml for PostgreSQL)."""
     dagster = Dagster(home, env, instance)
     try:
-        dagster.start()
-        yield dagster
+        with dagster_home(home):
+            dagster.start()
+            yield dagster
     finally:
         dagster.stop()

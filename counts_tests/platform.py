@@ -3,7 +3,6 @@ target, and a real Dagster instance in a temporary DAGSTER_HOME."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +16,7 @@ from counts_assets.definitions import build_defs
 from counts_assets.delivery.resource import DeliveryResource
 from counts_assets.resources import ExportFiles, OrgRegistry
 from counts_assets.source.reader import SourceReader
-from counts_tests.dagster_processes import REPO
+from counts_tests.dagster_processes import REPO, dagster_home
 from counts_tests.golden_store import build_golden_store, write_org_files
 from counts_tests.store import sqlite_url
 
@@ -97,13 +96,5 @@ def _instance(home: Path, repository_instance: bool):
             yield instance
         return
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    before = os.environ.get("DAGSTER_HOME")
-    os.environ["DAGSTER_HOME"] = str(home)
-    try:
-        with dg.DagsterInstance.from_config(str(home)) as instance:
-            yield instance
-    finally:
-        if before is None:
-            del os.environ["DAGSTER_HOME"]
-        else:
-            os.environ["DAGSTER_HOME"] = before
+    with dagster_home(home), dg.DagsterInstance.from_config(str(home)) as instance:
+        yield instance

@@ -40,7 +40,7 @@ def sha(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_two_runs_of_one_partition_at_once_leave_one_whole_pair(tmp_path):
+def test_two_runs_of_one_partition_at_once_leave_one_whole_pair(tmp_path, monkeypatch):
     stores = []
     for name, extra in (("a", 0), ("b", 3)):
         folder = tmp_path / name
@@ -64,6 +64,7 @@ def test_two_runs_of_one_partition_at_once_leave_one_whole_pair(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
     shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
     exports = tmp_path / "exports"
     (tmp_path / "outbox").mkdir()
     base_env = {

@@ -77,10 +77,11 @@ def test_the_image_entry_point_loads_the_definitions(tmp_path):
     assert "daily_export_job" in loaded.stdout and "delivery_job" in loaded.stdout
 
 
-def test_the_run_queue_keeps_exports_and_deliveries_apart(tmp_path):
+def test_the_run_queue_keeps_exports_and_deliveries_apart(tmp_path, monkeypatch):
     """The instance built from the repository's dagster.yaml queues runs with a limit per kind
     of work, and every job's runs carry the tag those limits count."""
     shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path))
     with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
         queue = instance.get_concurrency_config().run_queue_config
     limits = {
