@@ -136,8 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{org.id} ({org.name}), {org.timezone}, sharing from {org.share_from}")
     print(f"permission: {org.permission_summary(dt.datetime.now(dt.UTC))}")
     print(f"records read for the last {args.days} days: {len(tables.records)}")
+    start = today - dt.timedelta(days=args.days)
+    partial = {f"{today:%Y-%m}"} | ({f"{start:%Y-%m}"} if start.day > 1 else set())
     for month, count in report.records_per_month.items():
-        print(f"  would share {count} records for {month}")
+        part = " (part of the month)" if str(month) in partial else ""
+        print(f"  would share {count} records for {month}{part}")
     for problem in report.problems:
         print(f"PROBLEM {problem}")
     count = len(report.problems)

@@ -144,29 +144,44 @@ def _check_results(cadence: Cadence, outcome: RunOutcome, failed: dict) -> Itera
     )
 
 
+def _listed(items: list[str], total: int) -> str:
+    """The first items of a long list, and how many more there are."""
+    return ", ".join(items) + (f" and {total - len(items)} more" if total > len(items) else "")
+
+
 def _log_findings(context: dg.AssetExecutionContext, outcome: RunOutcome) -> None:
     findings = outcome.findings
     if not findings.unreadable.empty:
         context.log.warning(
             f"{len(findings.unreadable)} records left out, unreadable values: "
-            + ", ".join(
-                f"{r.org_id}/{r.call_report_num or NO_NUMBER} ({r.column})"
-                for r in findings.unreadable.head(20).itertuples()
+            + _listed(
+                [
+                    f"{r.org_id}/{r.call_report_num or NO_NUMBER} ({r.column})"
+                    for r in findings.unreadable.head(20).itertuples()
+                ],
+                len(findings.unreadable),
             )
         )
     if not findings.invalid_needs.empty:
         context.log.warning(
             f"{len(findings.invalid_needs)} needs left out: "
-            + ", ".join(
-                f"{r.org_id}/{r.call_report_num} code {r.taxonomy_code!r} ({r.reason})"
-                for r in findings.invalid_needs.head(20).itertuples()
+            + _listed(
+                [
+                    f"{r.org_id}/{r.call_report_num} code "
+                    + (f'"{r.taxonomy_code}"' if isinstance(r.taxonomy_code, str) else "(empty)")
+                    + f" ({r.reason})"
+                    for r in findings.invalid_needs.head(20).itertuples()
+                ],
+                len(findings.invalid_needs),
             )
         )
     if not findings.unmapped.empty:
         totals = findings.unmapped.groupby(["org_id", "slot", "answer"])["count"].sum()
         context.log.warning(
             "answers sent empty, not in the value map: "
-            + ", ".join(f"{o}/{s} {a!r} x{n}" for (o, s, a), n in totals.head(20).items())
+            + _listed(
+                [f'{o}/{s} "{a}" x{n}' for (o, s, a), n in totals.head(20).items()], len(totals)
+            )
         )
     if not findings.invalid_zips.empty:
         context.log.warning(
@@ -223,7 +238,8 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
             CHECK_UNMAPPED,
             asset=cadence.mapped,
             description="Answers to a question with a value map that the map does not cover: "
-            "sent empty, counted per distinct answer (cut to 40 characters). A warning.",
+            "sent empty, counted per organization, period and distinct answer (cut to 40 "
+            "characters). A warning.",
         ),
         dg.AssetCheckSpec(
             CHECK_NEEDS,

@@ -45,7 +45,7 @@ def ensure_store(url: str, fresh: bool) -> bool:
             return False
         path.parent.mkdir(parents=True, exist_ok=True)
     counts = generate_store(engine, DEMO_FIRST, DEMO_LAST)
-    print(f"demo store: {url} {counts}")
+    print(f"demo store: {url}: " + ", ".join(f"{n:,} {table}" for table, n in counts.items()))
     return True
 
 
@@ -185,7 +185,10 @@ def main() -> None:
     )
     if new_store:
         edits = apply_late_edits(sa.create_engine(url))
-        print(f"late changes after the daily files were made: {edits}")
+        print(
+            "late changes after the daily files were made (the monthly files restate them): "
+            + ", ".join(f"{n} records {change}" for change, n in edits.items())
+        )
     last_month = DEMO_LAST.replace(day=1) - dt.timedelta(days=1)
     run_range(
         instance,
