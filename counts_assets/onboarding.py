@@ -137,7 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"permission: {org.permission_summary(dt.datetime.now(dt.UTC))}")
     print(f"records read for the last {args.days} days: {len(tables.records)}")
     start = today - dt.timedelta(days=args.days)
-    partial = {f"{today:%Y-%m}"} | ({f"{start:%Y-%m}"} if start.day > 1 else set())
+    # Months seen only in part: the current one, where the look-back or share_from starts.
+    partial = {f"{today:%Y-%m}"} | {f"{d:%Y-%m}" for d in (start, org.share_from) if d.day > 1}
     for month, count in report.records_per_month.items():
         part = " (part of the month)" if str(month) in partial else ""
         print(f"  would share {count} records for {month}{part}")
