@@ -9,6 +9,7 @@ import dagster as dg
 import pytest
 
 from counts_assets.definitions import defs
+from counts_assets.records import latest_records
 from counts_tests.golden_store import GOLDEN_DIR
 from counts_tests.platform import platform_on
 
@@ -160,3 +161,33 @@ def test_no_personal_data_reaches_files_logs_or_metadata(platform, capfd):
     assert len(places) > 10
     leaks = [where for where, data in places.items() if b"CANARY" in data]
     assert leaks == []
+
+
+def test_a_pair_that_cannot_be_written_fails_alone_and_the_run_lists_it(platform):
+    instance, export_dir = platform.instance, platform.export_dir
+    blocked = export_dir / "testorg/daily/testorg_daily_2026-03-08_needs.csv"
+    blocked.mkdir(parents=True)  # a folder where the needs file must go
+    result = platform.run("daily_export_job", "2026-03-07|testorg", "2026-03-08|otherorg")
+    assert not result.success
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    message = failure.step_failure_data.user_failure_data.description
+    assert "testorg 2026-03-08" in message and str(blocked) in message
+    assert (
+        blocked.is_dir() and not (blocked.parent / "testorg_daily_2026-03-08_summary.csv").exists()
+    )
+    made = latest_records(
+        instance,
+        dg.AssetKey("daily_summary_file"),
+        ["2026-03-07|testorg", "2026-03-08|testorg", "2026-03-07|otherorg", "2026-03-08|otherorg"],
+    )
+    assert sorted(made) == ["2026-03-07|otherorg", "2026-03-07|testorg", "2026-03-08|otherorg"]
+    # Recorded pair by pair: the three other assets of the failed partition are not made.
+    for asset in ("daily_raw_contacts", "daily_mapped_demographics", "daily_needs_file"):
+        materialized = instance.get_materialized_partitions(dg.AssetKey(asset))
+        assert "2026-03-08|testorg" not in materialized
+        assert {"2026-03-07|testorg", "2026-03-07|otherorg", "2026-03-08|otherorg"} <= materialized
+    needs = materialization(instance, "daily_needs_file", "2026-03-08|otherorg")
+    assert (
+        needs["sha256"]
+        == made["2026-03-08|otherorg"].asset_materialization.metadata["needs_sha256"].value
+    )
