@@ -67,7 +67,8 @@ def pair_bytes(day: dt.date, n: int) -> dict[str, tuple[bytes, int]]:
 
 
 def publish_all(instance, export_dir: Path, orgs: list[str], days: int) -> list[tuple]:
-    """Writes every pair and records it the way an export run does."""
+    """Writes every pair and records it the way an export run does (the summary file's record
+    names the pair)."""
     store = PairStore(export_dir)
     published = []
     for org in orgs:
@@ -77,20 +78,19 @@ def publish_all(instance, export_dir: Path, orgs: list[str], days: int) -> list[
             with store.locked(org, day.isoformat()) as pair:
                 files = {f.kind: f for f in pair.publish(contents)}
                 partition = f"{day}|{org}"
-                for kind in ("needs", "summary"):
-                    meta = {
-                        "status": "published",
-                        "path": str(files[kind].path),
-                        "sha256": files[kind].sha256,
-                        "size_bytes": files[kind].size,
-                    }
-                    if kind == "summary":
-                        meta["needs_sha256"] = files["needs"].sha256
-                    instance.report_runless_asset_event(
-                        dg.AssetMaterialization(
-                            DAILY.file_keys[kind], partition=partition, metadata=meta
-                        )
+                instance.report_runless_asset_event(
+                    dg.AssetMaterialization(
+                        DAILY.summary,
+                        partition=partition,
+                        metadata={
+                            "status": "published",
+                            "path": str(files["summary"].path),
+                            "sha256": files["summary"].sha256,
+                            "size_bytes": files["summary"].size,
+                            "needs_sha256": files["needs"].sha256,
+                        },
                     )
+                )
                 pair.recorded()
             published += [(org, files["needs"].path), (org, files["summary"].path)]
     return published

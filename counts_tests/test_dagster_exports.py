@@ -66,7 +66,8 @@ def test_daily_partition(platform):
     assert "| 2026-03-08 | 1 | 2 | v2 |" in meta["preview"]
     # Every partition of the run ended well: the other three are recorded for its range.
     for asset in ("daily_raw_contacts", "daily_mapped_demographics", "daily_needs_file"):
-        assert materialization(instance, asset, "2026-03-08|testorg")["pairs_published"] == 1
+        recorded = materialization(instance, asset, "2026-03-08|testorg")
+        assert recorded["pairs_published_by_the_run"] == 1
 
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks["taxonomy_codes_valid"].passed is False

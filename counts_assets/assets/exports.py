@@ -58,10 +58,6 @@ class Cadence:
         self.summary = dg.AssetKey(f"{name}_summary_file")
         self.needs = dg.AssetKey(f"{name}_needs_file")
 
-    @property
-    def file_keys(self) -> dict[str, dg.AssetKey]:
-        return {"summary": self.summary, "needs": self.needs}
-
 
 DAILY = Cadence("daily", daily_partitions)
 MONTHLY = Cadence("monthly", monthly_partitions)
@@ -337,8 +333,8 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
                     metadata={
                         "recorded_with": "the run's range: each partition's own facts are in "
                         f"the {cadence.summary.to_user_string()} record of that partition",
-                        "pairs_published": len(published),
-                        "periods_without_file": len(without_file),
+                        "pairs_published_by_the_run": len(published),
+                        "periods_without_file_in_the_run": len(without_file),
                     },
                 )
         else:
