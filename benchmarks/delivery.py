@@ -33,7 +33,7 @@ from counts_assets.delivery.resource import DeliveryResource  # noqa: E402
 from counts_assets.pairs.store import PairStore  # noqa: E402
 from counts_assets.resources import OrgRegistry  # noqa: E402
 from counts_assets.sensors.delivery import delivery_sensor  # noqa: E402
-from counts_tests.dagster_processes import running_dagster  # noqa: E402
+from counts_tests.dagster_processes import dagster_home, running_dagster  # noqa: E402
 from counts_tests.sftp_server import SftpServer  # noqa: E402
 
 FIRST = dt.date(2025, 1, 1)
@@ -160,7 +160,7 @@ def main() -> None:
                 (Path(__file__).resolve().parent.parent / "dagster.yaml").read_text()
             )
             started = time.perf_counter()
-            with dg.DagsterInstance.from_config(str(home)) as instance:
+            with dagster_home(home), dg.DagsterInstance.from_config(str(home)) as instance:
                 instance.add_dynamic_partitions("orgs", orgs)
                 files = publish_all(instance, export_dir, orgs, args.days)
                 print(
