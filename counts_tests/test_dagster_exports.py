@@ -7,7 +7,10 @@ import hashlib
 
 import dagster as dg
 import pytest
+from dagster._core.definitions.data_version import StaleStatus
+from dagster._utils.test.data_versions import get_stale_status_resolver
 
+from counts_assets.assets.exports import daily_exports
 from counts_assets.definitions import defs
 from counts_assets.records import latest_records
 from counts_tests.golden_store import GOLDEN_DIR
@@ -65,9 +68,15 @@ def test_daily_partition(platform):
     assert meta["unmapped_answers"] == 1
     assert "| 2026-03-08 | 1 | 2 | v2 |" in meta["preview"]
     # Every partition of the run ended well: the other three are recorded for its range.
-    for asset in ("daily_raw_contacts", "daily_mapped_demographics", "daily_needs_file"):
-        recorded = materialization(instance, asset, "2026-03-08|testorg")
-        assert recorded["pairs_published_by_the_run"] == 1
+    for asset in ("daily_raw_contacts", "daily_mapped_demographics"):
+        assert materialization(instance, asset, "2026-03-08|testorg")["partitions_in_the_run"] == 1
+    needs = materialization(instance, "daily_needs_file", "2026-03-08|testorg")
+    assert needs["pairs_published_by_the_run"] == 1
+    # What the UI shows: the pair is not older than its upstream records, so not "unsynced".
+    resolver = get_stale_status_resolver(instance, [daily_exports])
+    for asset in ("daily_summary_file", "daily_needs_file"):
+        status = resolver.get_status(dg.AssetKey(asset), "2026-03-08|testorg")
+        assert status == StaleStatus.FRESH, asset
 
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks["taxonomy_codes_valid"].passed is False
@@ -182,11 +191,17 @@ def test_a_pair_that_cannot_be_written_fails_alone_and_the_run_lists_it(platform
         ["2026-03-07|testorg", "2026-03-08|testorg", "2026-03-07|otherorg", "2026-03-08|otherorg"],
     )
     assert sorted(made) == ["2026-03-07|otherorg", "2026-03-07|testorg", "2026-03-08|otherorg"]
-    # Recorded pair by pair: the three other assets of the failed partition are not made.
-    for asset in ("daily_raw_contacts", "daily_mapped_demographics", "daily_needs_file"):
-        materialized = instance.get_materialized_partitions(dg.AssetKey(asset))
-        assert "2026-03-08|testorg" not in materialized
-        assert {"2026-03-07|testorg", "2026-03-07|otherorg", "2026-03-08|otherorg"} <= materialized
+    # The range was read and mapped; the needs file is recorded only where it was published.
+    every = {
+        "2026-03-07|testorg",
+        "2026-03-08|testorg",
+        "2026-03-07|otherorg",
+        "2026-03-08|otherorg",
+    }
+    for asset in ("daily_raw_contacts", "daily_mapped_demographics"):
+        assert instance.get_materialized_partitions(dg.AssetKey(asset)) == every
+    needs_made = instance.get_materialized_partitions(dg.AssetKey("daily_needs_file"))
+    assert needs_made == every - {"2026-03-08|testorg"}
     needs = materialization(instance, "daily_needs_file", "2026-03-08|otherorg")
     assert (
         needs["sha256"]

@@ -7,10 +7,11 @@ from the CRM, which have no business being copied into Dagster's storage.
 
 What each partition records: the summary file's materialization is the pair's record, made as
 soon as the pair is published, with everything about the pair (both paths and SHA-256s, rows,
-counts, findings). The other three assets of a run whose every partition ended well (published,
-or no file by rule) are recorded for the run's whole range at the end, which Dagster writes in
-batches; a run with a failed, unknown or left-out partition records them pair by pair instead,
-so a partition never looks made when it was not."""
+counts, findings). A run over its whole range with every org registered records raw contacts
+and mapped demographics for the range when it starts, and the needs file for the range at its
+end when every pair ended well (published, or no file by rule); Dagster writes such records in
+batches. Otherwise they are recorded pair by pair, and a needs file only where one was
+published, so a file never looks made when it was not."""
 
 import datetime as dt
 from collections.abc import Iterator
@@ -296,6 +297,21 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
             known, registry.orgs, cadence.monthly, dt.datetime.now(dt.UTC)
         )
         targets, skipped = plan_targets(ended, registry.orgs, cadence.monthly)
+        # A run over its whole range, every org registered, records the read and the mapping for
+        # the range before any pair (Dagster would show a pair older than its upstream records
+        # as unsynced); Dagster writes those records in batches.
+        range_first = not unknown and len(requested) == len(context.partition_keys)
+        if range_first:
+            for asset_key in (cadence.raw, cadence.mapped):
+                yield dg.MaterializeResult(
+                    asset_key=asset_key,
+                    metadata={
+                        "recorded_with": "the run's range, read and mapped in one go; each "
+                        "partition's own counts are in the "
+                        f"{cadence.summary.to_user_string()} record of that partition",
+                        "partitions_in_the_run": len(requested),
+                    },
+                )
         # Periods without a file first: the asset's newest record is then a published pair.
         without_file = [
             (str(partition_key(cadence.monthly, org_id, period_start(period))), status, reason)
@@ -322,23 +338,19 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
                 result.release()
             batches.append(batch)
         outcome = RunOutcome.combine(batches)
-        # Every partition of the run ended well: Dagster records the three for the whole range.
-        whole_range = (
-            not outcome.failed and not unknown and len(requested) == len(context.partition_keys)
-        )
-        if whole_range:
-            for asset_key in (cadence.raw, cadence.mapped, cadence.needs):
-                yield dg.MaterializeResult(
-                    asset_key=asset_key,
-                    metadata={
-                        "recorded_with": "the run's range: each partition's own facts are in "
-                        f"the {cadence.summary.to_user_string()} record of that partition",
-                        "pairs_published_by_the_run": len(published),
-                        "periods_without_file_in_the_run": len(without_file),
-                    },
-                )
-        else:
-            yield from _pair_by_pair(cadence, published, without_file)
+        if range_first and not outcome.failed:
+            yield dg.MaterializeResult(
+                asset_key=cadence.needs,
+                metadata={
+                    "recorded_with": "the run's range: each needs file's path, SHA-256 and "
+                    f"counts are in the {cadence.summary.to_user_string()} record of its "
+                    "partition",
+                    "pairs_published_by_the_run": len(published),
+                    "periods_without_file_in_the_run": len(without_file),
+                },
+            )
+        else:  # a needs file is recorded only where it was published (or none was due)
+            yield from _pair_by_pair(cadence, published, without_file, upstream=not range_first)
         context.log.info(
             f"{len(targets)} file pairs planned, {len(skipped)} periods before share_from, "
             f"{len(still_open)} not yet ended, "
@@ -458,23 +470,28 @@ def _pair_record(
 
 
 def _pair_by_pair(
-    cadence: Cadence, published: list[_PairFacts], without_file: list[tuple[str, str, str]]
+    cadence: Cadence,
+    published: list[_PairFacts],
+    without_file: list[tuple[str, str, str]],
+    upstream: bool,
 ) -> Iterator[dg.AssetMaterialization]:
-    """The other three assets' records, one per partition."""
+    """The needs file's records, one per partition, and the raw and mapped ones too when they
+    were not recorded for the whole range."""
     for f in published:
-        yield dg.AssetMaterialization(
-            asset_key=cadence.raw,
-            partition=f.partition,
-            metadata={"included_records": f.included_records},
-        )
-        yield dg.AssetMaterialization(
-            asset_key=cadence.mapped,
-            partition=f.partition,
-            metadata={
-                "included_records": f.included_records,
-                "unmapped_answers": f.unmapped_answers,
-            },
-        )
+        if upstream:
+            yield dg.AssetMaterialization(
+                asset_key=cadence.raw,
+                partition=f.partition,
+                metadata={"included_records": f.included_records},
+            )
+            yield dg.AssetMaterialization(
+                asset_key=cadence.mapped,
+                partition=f.partition,
+                metadata={
+                    "included_records": f.included_records,
+                    "unmapped_answers": f.unmapped_answers,
+                },
+            )
         yield dg.AssetMaterialization(
             asset_key=cadence.needs,
             partition=f.partition,
@@ -488,7 +505,8 @@ def _pair_by_pair(
             },
         )
     for partition, status, reason in without_file:
-        for asset_key in (cadence.raw, cadence.mapped, cadence.needs):
+        keys = (cadence.raw, cadence.mapped, cadence.needs) if upstream else (cadence.needs,)
+        for asset_key in keys:
             yield dg.AssetMaterialization(
                 asset_key=asset_key,
                 partition=partition,
