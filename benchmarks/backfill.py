@@ -24,7 +24,7 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.exports import org_files  # noqa: E402
+from benchmarks.exports import add_storage_argument, org_files  # noqa: E402
 from counts_assets.demo.store import generate_store  # noqa: E402
 from counts_tests.dagster_processes import running_dagster  # noqa: E402
 from counts_tests.postgres_server import PostgresServer  # noqa: E402
@@ -51,13 +51,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--per-day", type=int, default=10, help="contacts per org and day")
     parser.add_argument("--workdir", type=Path, default=None)
-    parser.add_argument(
-        "--storage",
-        choices=["sqlite", "postgresql"],
-        default="sqlite",
-        help="the instance's storage: the embedded default, or the production configuration "
-        "on a PostgreSQL server started for the run",
-    )
+    add_storage_argument(parser)
     args = parser.parse_args()
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="counts-backfill-"))

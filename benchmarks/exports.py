@@ -118,6 +118,16 @@ def project(work: Path, days: int) -> dict:
     return {"seconds": seconds, "events": events}
 
 
+def add_storage_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--storage",
+        choices=["sqlite", "postgresql"],
+        default="sqlite",
+        help="the instance's storage: the embedded default, or the production configuration "
+        "on a PostgreSQL server started for the run",
+    )
+
+
 def peak_rss_mb() -> float:
     """This process's own peak (VmHWM): ru_maxrss would carry the parent's over exec."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -149,13 +159,7 @@ def main() -> None:
     parser.add_argument("--per-day", type=int, default=55, help="contacts per org and day")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--phase", choices=["reference", "project"], default=None)
-    parser.add_argument(
-        "--storage",
-        choices=["sqlite", "postgresql"],
-        default="sqlite",
-        help="the instance's storage: the embedded default, or the production configuration "
-        "on a PostgreSQL server started for the run",
-    )
+    add_storage_argument(parser)
     args = parser.parse_args()
 
     if args.phase:
