@@ -88,6 +88,9 @@ def build_defs(resources: dict[str, dg.ConfigurableResource]) -> dg.Definitions:
         ],
         sensors=[org_registry_sensor, delivery_sensor, run_failure_alert_sensor],
         resources=resources,
+        # Every export run is one step (the multi-asset): running it in the run's own process
+        # saves a second process start and code load per run, a third of a short backfill run.
+        executor=dg.in_process_executor,
     )
 
 
