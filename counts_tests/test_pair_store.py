@@ -1,9 +1,12 @@
 """Pairs on disk: publishing survives a process killed at any instant (real SIGKILL), two
 processes publishing one pair at once never leave or show a mixed pair, and a pair that cannot
-be written fails alone, leaving the previous pair and no temporary file."""
+be written fails alone, leaving the previous pair and no temporary file; a run's pairs stay
+locked and journalled until their batch is recorded."""
 
 from __future__ import annotations
 
+import datetime as dt
+import fcntl
 import json
 import os
 import signal
@@ -14,7 +17,10 @@ from pathlib import Path
 
 import pytest
 
-from counts_assets.pairs.store import PairPathError, PairStore, sha256
+from counts_assets.exports.build import Findings
+from counts_assets.exports.periods import Target
+from counts_assets.exports.run import FileOutcome, RunOutcome, publish_pairs
+from counts_assets.pairs.store import KINDS, PairPathError, PairStore, sha256
 from counts_tests.mounts import tmpfs
 
 ORG, DAY = "gatewayorg", "2026-10-15"
@@ -178,3 +184,33 @@ def test_journal_names_both_files_by_sha256(tmp_path):
         "needs_sha256": sha256(b"needs v1\n"),
     }
     assert os.path.exists(tmp_path / ".pairs" / ORG / "daily" / f"{DAY}.lock")
+
+
+def test_a_runs_pairs_are_published_in_batches_whose_locks_hold_until_recorded(tmp_path):
+    """The caller records a batch while its pairs are still locked and journalled: nobody can
+    look at a pair whose record is not written yet, and a crash before the record leaves the
+    journal that vouches for it. Once the caller resumes, the journals go and the locks free."""
+    days = [dt.date(2026, 10, d) for d in range(1, 6)]
+    files = {
+        (ORG, str(day)): FileOutcome(Target(ORG, str(day), day, day), contents=contents(str(day)))
+        for day in reversed(days)  # published in (org, period) order whatever the run's order
+    }
+    book = tmp_path / ".pairs" / ORG / "daily"
+    seen = []
+    for batch in publish_pairs(RunOutcome(Findings.concat([]), files), tmp_path, per_batch=2):
+        periods = [result.target.period for result in batch]
+        seen.append(periods)
+        for period in periods:
+            assert (book / f"{period}.journal").exists()
+            with open(book / f"{period}.lock", "a+b") as lock, pytest.raises(BlockingIOError):
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    assert seen == [[str(d) for d in days[:2]], [str(d) for d in days[2:4]], [str(days[4])]]
+    assert not list(book.glob("*.journal"))
+    for day in days:
+        with open(book / f"{day}.lock", "a+b") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again
+        assert tag_of(on_disk_day(tmp_path, str(day))) == {str(day)}
+
+
+def on_disk_day(root: Path, day: str) -> dict[str, bytes]:
+    return {k: (root / ORG / "daily" / f"{ORG}_daily_{day}_{k}.csv").read_bytes() for k in KINDS}

@@ -136,7 +136,7 @@ def test_failed_pair_is_not_published_and_the_previous_pair_stays(tmp_path):
     ]
     outcome = build_run(source, {org.id: org}, targets)
     outcome.files[("testorg", "2026-10-15")].failures.append("needs file fails [a rule]")
-    published = [r.target.period for r in publish_pairs(outcome, tmp_path)]
+    published = [r.target.period for batch in publish_pairs(outcome, tmp_path) for r in batch]
     assert published == ["2026-10-16"]
     assert list(outcome.failed) == [("testorg", "2026-10-15")]
     for kind in ("summary", "needs"):

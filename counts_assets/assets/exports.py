@@ -5,13 +5,14 @@ One multi-asset per cadence, because the four steps share one read of the store 
 published together or not at all. Intermediate frames are not persisted: they hold answers
 from the CRM, which have no business being copied into Dagster's storage.
 
-What each partition records: the summary file's materialization is the pair's record, made as
-soon as the pair is published, with everything about the pair (both paths and SHA-256s, rows,
-counts, findings). A run over its whole range with every org registered records raw contacts
-and mapped demographics for the range when it starts, and the needs file for the range at its
-end when every pair ended well (published, or no file by rule); Dagster writes such records in
-batches. Otherwise they are recorded pair by pair, and a needs file only where one was
-published, so a file never looks made when it was not."""
+What each partition records: the summary file's materialization is the pair's record, with
+everything about the pair (both paths and SHA-256s, rows, counts, findings). Pairs are
+published in batches of up to 100, each pair under its lock, and a batch's records are written
+together as soon as it is published, before the locks are released. A run over its whole range
+with every org registered records raw contacts and mapped demographics for the range when it
+starts, and the needs file for the range at its end when every pair ended well (published, or
+no file by rule). Otherwise those are recorded partition by partition at the end, and a needs
+file only where one was published, so a file never looks made when it was not."""
 
 import datetime as dt
 from collections.abc import Iterator
@@ -22,6 +23,7 @@ import dagster as dg
 import pandas as pd
 
 from counts_assets.assets.metadata import file_metadata, findings_counts, markdown_table
+from counts_assets.event_log import record_together
 from counts_assets.exports.periods import (
     Target,
     period_start,
@@ -318,24 +320,32 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
             for status, periods in ((STATUS_SKIPPED, skipped), (STATUS_NOT_ENDED, still_open))
             for (org_id, period), reason in periods.items()
         ]
-        for key, status, reason in without_file:
-            yield dg.AssetMaterialization(
-                asset_key=cadence.summary,
-                partition=key,
-                metadata={"status": status, "reason": reason},
-            )
+        yield from record_together(
+            context,
+            [
+                dg.AssetMaterialization(
+                    asset_key=cadence.summary,
+                    partition=key,
+                    metadata={"status": status, "reason": reason},
+                )
+                for key, status, reason in without_file
+            ],
+        )
         # Organization by organization: memory holds one org's range, never the whole run's.
         batches, published = [], []
         for org_id, org_targets in _by_org(targets):
             batch = _export(context, source, registry.orgs[org_id], org_targets)
             counts = findings_counts(batch.findings)
-            for result in publish_pairs(batch, export_files.root):
-                if result.published:
+            # Pairs are recorded as soon as their batch is published, while their locks hold.
+            for published_batch in publish_pairs(batch, export_files.root):
+                records = []
+                for result in published_batch:
                     extra = _reconciliation(export_files, result) if cadence.monthly else {}
                     record, facts = _pair_record(cadence, result, counts, extra)
-                    yield record  # the pair is recorded as soon as it is published
+                    records.append(record)
                     published.append(facts)
-                result.release()
+                    result.release()
+                yield from record_together(context, records)
             batches.append(batch)
         outcome = RunOutcome.combine(batches)
         if range_first and not outcome.failed:
@@ -350,7 +360,9 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
                 },
             )
         else:  # a needs file is recorded only where it was published (or none was due)
-            yield from _pair_by_pair(cadence, published, without_file, upstream=not range_first)
+            yield from _pair_by_pair(
+                context, cadence, published, without_file, upstream=not range_first
+            )
         context.log.info(
             f"{len(targets)} file pairs planned, {len(skipped)} periods before share_from, "
             f"{len(still_open)} not yet ended, "
@@ -470,48 +482,72 @@ def _pair_record(
 
 
 def _pair_by_pair(
+    context: dg.AssetExecutionContext,
     cadence: Cadence,
     published: list[_PairFacts],
     without_file: list[tuple[str, str, str]],
     upstream: bool,
-) -> Iterator[dg.AssetMaterialization]:
+) -> Iterator[dg.DagsterEvent]:
     """The needs file's records, one per partition, and the raw and mapped ones too when they
-    were not recorded for the whole range."""
-    for f in published:
-        if upstream:
-            yield dg.AssetMaterialization(
-                asset_key=cadence.raw,
-                partition=f.partition,
-                metadata={"included_records": f.included_records},
-            )
-            yield dg.AssetMaterialization(
-                asset_key=cadence.mapped,
+    were not recorded for the whole range; each asset's records written together."""
+    if upstream:
+        yield from record_together(
+            context,
+            [
+                dg.AssetMaterialization(
+                    asset_key=cadence.raw,
+                    partition=f.partition,
+                    metadata={"included_records": f.included_records},
+                )
+                for f in published
+            ]
+            + _without_file_records(cadence.raw, without_file),
+        )
+        yield from record_together(
+            context,
+            [
+                dg.AssetMaterialization(
+                    asset_key=cadence.mapped,
+                    partition=f.partition,
+                    metadata={
+                        "included_records": f.included_records,
+                        "unmapped_answers": f.unmapped_answers,
+                    },
+                )
+                for f in published
+            ]
+            + _without_file_records(cadence.mapped, without_file),
+        )
+    yield from record_together(
+        context,
+        [
+            dg.AssetMaterialization(
+                asset_key=cadence.needs,
                 partition=f.partition,
                 metadata={
-                    "included_records": f.included_records,
-                    "unmapped_answers": f.unmapped_answers,
+                    "status": "published",
+                    "path": dg.MetadataValue.path(f.needs_path),
+                    "sha256": f.needs_sha256,
+                    "rows_written": f.needs_rows,
+                    "needs_left_out": f.needs_left_out,
+                    "invalid_zip_codes": f.invalid_zip_codes,
                 },
             )
-        yield dg.AssetMaterialization(
-            asset_key=cadence.needs,
-            partition=f.partition,
-            metadata={
-                "status": "published",
-                "path": dg.MetadataValue.path(f.needs_path),
-                "sha256": f.needs_sha256,
-                "rows_written": f.needs_rows,
-                "needs_left_out": f.needs_left_out,
-                "invalid_zip_codes": f.invalid_zip_codes,
-            },
+            for f in published
+        ]
+        + _without_file_records(cadence.needs, without_file),
+    )
+
+
+def _without_file_records(
+    asset_key: dg.AssetKey, without_file: list[tuple[str, str, str]]
+) -> list[dg.AssetMaterialization]:
+    return [
+        dg.AssetMaterialization(
+            asset_key=asset_key, partition=partition, metadata={"status": status, "reason": reason}
         )
-    for partition, status, reason in without_file:
-        keys = (cadence.raw, cadence.mapped, cadence.needs) if upstream else (cadence.needs,)
-        for asset_key in keys:
-            yield dg.AssetMaterialization(
-                asset_key=asset_key,
-                partition=partition,
-                metadata={"status": status, "reason": reason},
-            )
+        for partition, status, reason in without_file
+    ]
 
 
 daily_exports = build_export_asset(DAILY)

@@ -1,5 +1,6 @@
 """One export run, Dagster-free: build every file, validate them all at once, then publish the
-pairs that pass one by one, each under its lock. The assets call this; tests call it directly."""
+pairs that pass, each under its lock, in batches the caller records together. The assets call
+this; tests call it directly."""
 
 from __future__ import annotations
 
@@ -126,24 +127,39 @@ def build_run(
     return RunOutcome(findings=frames.findings, files=files)
 
 
-def publish_pairs(outcome: RunOutcome, export_dir: Path) -> Iterator[FileOutcome]:
-    """Publishes each valid pair under its lock and yields it while the lock is held, so the
-    caller records it before anyone else looks at the pair; the journal goes once the caller
-    resumes. A pair that cannot be written (full disk, a folder at a file path) fails alone."""
+# Pairs published before their records are written together: one write to the instance per
+# batch instead of one per pair. Their locks are held until then, so nobody looks at a pair
+# whose record is not written yet.
+PAIRS_PER_RECORD_BATCH = 100
+
+
+def publish_pairs(
+    outcome: RunOutcome, export_dir: Path, per_batch: int = PAIRS_PER_RECORD_BATCH
+) -> Iterator[list[FileOutcome]]:
+    """Publishes the valid pairs, each under its lock, and yields them in batches while their
+    locks are held, so the caller records a batch before anyone else looks at its pairs; their
+    journals go and their locks are released once the caller resumes. A pair that cannot be
+    written (full disk, a folder at a file path) fails alone. Locks are taken in (org, period)
+    order, so two runs holding batches never wait on each other in a circle."""
     store = PairStore(export_dir)
-    for (org_id, period), result in outcome.files.items():
-        if result.failures:
-            continue
+    pending = [(key, f) for key, f in sorted(outcome.files.items()) if not f.failures]
+    for start in range(0, len(pending), per_batch):
         with contextlib.ExitStack() as held:
-            try:
-                pair = held.enter_context(store.locked(org_id, period))
-                result.published = pair.publish(result.contents)
-            except OSError as exc:
-                result.failures.append(f"cannot publish the pair: {exc}")
-                result.retryable = not isinstance(exc, PairPathError)
-                continue
-            yield result
-            pair.recorded()
+            batch, handles = [], []
+            for (org_id, period), result in pending[start : start + per_batch]:
+                try:
+                    pair = held.enter_context(store.locked(org_id, period))
+                    result.published = pair.publish(result.contents)
+                except OSError as exc:
+                    result.failures.append(f"cannot publish the pair: {exc}")
+                    result.retryable = not isinstance(exc, PairPathError)
+                    continue
+                batch.append(result)
+                handles.append(pair)
+            if batch:
+                yield batch
+            for pair in handles:
+                pair.recorded()
 
 
 def run_exports(
