@@ -94,3 +94,33 @@ def test_monthly_materialization_reports_the_diff(platform):
     table = meta["reconciliation"]
     assert "| Call Date | daily calls | monthly calls |" in table
     assert "| 2026-03-08 | 3 | 3 | 3 | 4 | 6 | 7 | 1 | 1 | 1 |" in table
+
+
+def test_an_unreadable_daily_file_leaves_out_the_diff_never_the_monthly_pair(platform):
+    """The diff is information for the data manager; the monthly restatement is what 211 Counts
+    needs. A daily file edited into something unreadable (here: a folder at its path) costs the
+    month its diff, named in the record and the log, and nothing else."""
+    assert platform.run("daily_export_job", "2026-03-07|testorg", "2026-03-31|testorg").success
+    daily = platform.export_dir / "testorg" / "daily" / "testorg_daily_2026-03-09_summary.csv"
+    daily.unlink()
+    daily.mkdir()
+    result = platform.run("monthly_reconciliation_job", "2026-03-01|testorg")
+    assert result.success
+    record = platform.instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey("monthly_summary_file"),
+            asset_partitions=["2026-03-01|testorg"],
+        ),
+        limit=1,
+    ).records[0]
+    meta = {k: v.value for k, v in record.asset_materialization.metadata.items()}
+    assert meta["status"] == "published"
+    assert meta["reconciliation"] == (
+        "not available: a daily file of the month cannot be read (IsADirectoryError)"
+    )
+    monthly = platform.export_dir / "testorg" / "monthly"
+    assert sorted(p.name for p in monthly.iterdir()) == [
+        "testorg_monthly_2026-03_needs.csv",
+        "testorg_monthly_2026-03_summary.csv",
+    ]
+    assert not list((platform.export_dir / ".pairs").rglob("*.journal"))

@@ -11,9 +11,10 @@ published in batches of up to 100, each pair under its lock, and a batch's recor
 together as soon as it is published, before the locks are released. A run over its whole range
 with every org registered records raw contacts and mapped demographics for the range when it
 starts, and the needs file for the range at its end when every pair ended well (published, or
-no file by rule). Otherwise those are recorded partition by partition at the end, and a needs
-file only where one was published, so a file never looks made when it was not."""
+no file by rule). Otherwise those get a record per partition at the end (one batch per asset),
+and a needs file only where one was published, so a file never looks made when it was not."""
 
+import contextlib
 import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
@@ -332,22 +333,27 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
             ],
         )
         # Organization by organization: memory holds one org's range, never the whole run's.
-        batches, published = [], []
+        org_outcomes, published = [], []
         for org_id, org_targets in _by_org(targets):
-            batch = _export(context, source, registry.orgs[org_id], org_targets)
-            counts = findings_counts(batch.findings)
-            # Pairs are recorded as soon as their batch is published, while their locks hold.
-            for published_batch in publish_pairs(batch, export_files.root):
-                records = []
-                for result in published_batch:
-                    extra = _reconciliation(export_files, result) if cadence.monthly else {}
-                    record, facts = _pair_record(cadence, result, counts, extra)
-                    records.append(record)
-                    published.append(facts)
-                    result.release()
-                yield from record_together(context, records)
-            batches.append(batch)
-        outcome = RunOutcome.combine(batches)
+            org_outcome = _export(context, source, registry.orgs[org_id], org_targets)
+            counts = findings_counts(org_outcome.findings)
+            # Read before publishing: nothing that may fail stands between a publish and its
+            # record but the record itself.
+            extras = _reconciliations(context, export_files, org_outcome) if cadence.monthly else {}
+            # Each batch is recorded as soon as it is published, while its locks hold; closed
+            # explicitly so an error here releases the locks at once.
+            with contextlib.closing(publish_pairs(org_outcome, export_files.root)) as batches:
+                for published_pairs in batches:
+                    records = []
+                    for result in published_pairs:
+                        key = (result.target.org_id, result.target.period)
+                        record, facts = _pair_record(cadence, result, counts, extras.get(key, {}))
+                        records.append(record)
+                        published.append(facts)
+                        result.release()
+                    yield from record_together(context, records)
+            org_outcomes.append(org_outcome)
+        outcome = RunOutcome.combine(org_outcomes)
         if range_first and not outcome.failed:
             yield dg.MaterializeResult(
                 asset_key=cadence.needs,
@@ -360,7 +366,7 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
                 },
             )
         else:  # a needs file is recorded only where it was published (or none was due)
-            yield from _pair_by_pair(
+            yield from _records_per_partition(
                 context, cadence, published, without_file, upstream=not range_first
             )
         context.log.info(
@@ -413,27 +419,43 @@ def _export(context, source: SourceReader, org: Organization, targets: list[Targ
     return build_run(tables, {org.id: org}, targets)
 
 
-def _reconciliation(export_files: ExportFiles, result: FileOutcome) -> dict:
-    """Metadata of the monthly summary: the diff against the daily files made for the month."""
-    target = result.target
-    if not result.published:
-        return {}
-    diff, missing = diff_for_month(
-        export_files.root,
-        target.org_id,
-        target.first_day,
-        target.last_day,
-        result.rows["summary"],
-        result.rows["needs"],
-    )
-    return {
-        "reconciliation": dg.MetadataValue.md(markdown_table(diff, limit=31)),
-        "records_added_late": int(diff["added late"].sum()),
-        "records_removed": int(diff["removed"].sum()),
-        "records_changed": int(diff["changed"].sum()),
-        "calls_restated": int((diff["monthly calls"] - diff["daily calls"]).sum()),
-        "days_without_daily_file": len(missing),
-    }
+def _reconciliations(
+    context: dg.AssetExecutionContext, export_files: ExportFiles, outcome: RunOutcome
+) -> dict[tuple[str, str], dict]:
+    """Metadata of each monthly summary to publish: the diff against the daily files made for
+    the month. A daily file that cannot be read leaves that month's diff out (named in the
+    metadata and the log), never the month's pair."""
+    out = {}
+    for key, result in outcome.files.items():
+        if result.failures:
+            continue
+        target = result.target
+        try:
+            diff, missing = diff_for_month(
+                export_files.root,
+                target.org_id,
+                target.first_day,
+                target.last_day,
+                result.rows["summary"],
+                result.rows["needs"],
+            )
+        except (OSError, ValueError, KeyError) as exc:
+            # The exception's type only: its text may quote a cell of an edited file.
+            reason = (
+                f"not available: a daily file of the month cannot be read ({type(exc).__name__})"
+            )
+            context.log.warning(f"{target.org_id} {target.period}: reconciliation {reason}")
+            out[key] = {"reconciliation": reason}
+            continue
+        out[key] = {
+            "reconciliation": dg.MetadataValue.md(markdown_table(diff, limit=31)),
+            "records_added_late": int(diff["added late"].sum()),
+            "records_removed": int(diff["removed"].sum()),
+            "records_changed": int(diff["changed"].sum()),
+            "calls_restated": int((diff["monthly calls"] - diff["daily calls"]).sum()),
+            "days_without_daily_file": len(missing),
+        }
+    return out
 
 
 class _PairFacts(NamedTuple):
@@ -454,7 +476,7 @@ def _pair_record(
     cadence: Cadence, result: FileOutcome, counts: dict, extra: dict
 ) -> tuple[dg.AssetMaterialization, _PairFacts]:
     """The pair's record (the summary file's materialization: everything about the pair) and
-    the facts the other three assets record when a run records them pair by pair."""
+    the facts the other three assets record when a run records them per partition."""
     target = result.target
     found = counts.get(
         (target.org_id, target.period),
@@ -481,7 +503,7 @@ def _pair_record(
     return record, facts
 
 
-def _pair_by_pair(
+def _records_per_partition(
     context: dg.AssetExecutionContext,
     cadence: Cadence,
     published: list[_PairFacts],
@@ -489,7 +511,7 @@ def _pair_by_pair(
     upstream: bool,
 ) -> Iterator[dg.DagsterEvent]:
     """The needs file's records, one per partition, and the raw and mapped ones too when they
-    were not recorded for the whole range; each asset's records written together."""
+    were not recorded for the whole range: one batch per asset."""
     if upstream:
         yield from record_together(
             context,

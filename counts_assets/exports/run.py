@@ -40,7 +40,8 @@ class FileOutcome:
     retryable: bool = False  # failed for a reason that may pass (a disk error)
 
     def release(self) -> None:
-        """Drops the file's rows and bytes once recorded, so a long run holds only counts."""
+        """Drops the file's rows and bytes once its record is made, so a long run holds only
+        counts."""
         self.rows, self.contents = {}, {}
 
 
