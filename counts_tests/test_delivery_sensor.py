@@ -12,6 +12,7 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
+from counts_assets.assets import delivery as delivery_assets
 from counts_assets.delivery.resource import DeliveryResource
 from counts_assets.pairs.store import PairStore
 from counts_assets.sensors.delivery import delivery_sensor
@@ -181,6 +182,30 @@ def test_a_request_made_before_a_newer_publish_sends_the_newest_pair(sftp_platfo
     deliver(platform, stale)
     assert remote_files(base) == local_files(platform) and mixed_pairs(base) == 0
     assert tick(platform) == []  # the newest pair is the one delivered
+
+
+def test_a_pair_published_again_while_delivery_reads_versions_is_sent_not_refused(
+    sftp_platform, monkeypatch
+):
+    """The race between a delivery run and an export batch holding the pair's lock: the
+    delivery read the versions, then the export published and recorded a newer pair. The
+    delivery finds bytes newer than what it read, no journal: the newest record decides."""
+    platform, base = sftp_platform
+    assert platform.run("daily_export_job", DAY).success
+    (request,) = tick(platform)
+    add_record(platform, "2002")
+    read_versions = delivery_assets._load_versions
+
+    def read_then_publish_again(instance, jobs):
+        read_versions(instance, jobs)
+        assert platform.run("daily_export_job", DAY).success
+
+    monkeypatch.setattr(delivery_assets, "_load_versions", read_then_publish_again)
+    deliver(platform, [request])
+    assert remote_files(base) == local_files(platform) and mixed_pairs(base) == 0
+    (entry, *_) = events(platform, "daily_delivery", DAY)
+    assert entry["status"] == "delivered"
+    assert "2002" in (base / SUMMARY.replace("summary", "needs")).read_text()
 
 
 def test_target_down_longer_than_every_attempt_is_delivered_once_it_is_back(

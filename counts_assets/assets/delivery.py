@@ -147,6 +147,11 @@ def _read_verified(context, store: PairStore, job: PairJob, previous: dict) -> s
                     _record_recovered(context, job, job.disk)
                     job.published = job.disk.version
                 pair.recorded()
+            elif job.disk.version != job.published:
+                # An export may have published and recorded the pair while this run waited
+                # for its lock, after it read the versions: the newest record decides.
+                newest = published_versions(context.instance, job.cadence, [job.partition])
+                job.published = newest.get(job.partition, job.published)
     except OSError as exc:
         reason = f"cannot read the pair: {exc}; make the period again to publish it anew"
         return _refuse(context, job, reason, previous)
