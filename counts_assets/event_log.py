@@ -3,7 +3,7 @@ as one batch, and the embedded instance's event log (Dagster's SQLite storage) w
 batch in one transaction per database instead of one per event.
 
 A ranged export run records every partition of its range; Dagster hands those records over in
-batches when `DAGSTER_EVENT_BATCH_SIZE` is set (the platform's scripts set it), and its
+batches when `DAGSTER_EVENT_BATCH_SIZE` is set (`definitions.py` sets it), and its
 PostgreSQL storage writes a batch at once. Its SQLite storage has no batch writer and stores
 them one by one, each time opening both databases anew (about 10 ms an event). This class adds
 the batch writer the way the PostgreSQL storage does it; everything else is Dagster's SQLite
@@ -27,10 +27,20 @@ from dagster._serdes import ConfigurableClassData
 def record_together(
     context: dg.AssetExecutionContext, materializations: Sequence[dg.AssetMaterialization]
 ) -> list[dg.DagsterEvent]:
-    """Records materializations of one asset in one write to the instance, the way Dagster
-    records a ranged output's partitions, and returns their events for the asset to yield (as
-    `context.log_event` does, so they are also in the run's result). A record yielded on its
-    own is a write of its own: about 10 ms on SQLite, most of a short partition's cost."""
+    """Records materializations of one asset as one batch, the way Dagster records a ranged
+    output's partitions: one write to the instance when `DAGSTER_EVENT_BATCH_SIZE` is set
+    (`definitions.py` sets it), one per record otherwise. They are stored here, when this
+    returns, not when the asset yields the events it returns (as `context.log_event` does, so
+    they are also in the run's result): callers rely on that to release a pair's lock only
+    after its record is stored. A record on its own costs about 10 ms on SQLite, most of a
+    short partition's cost."""
+    keys = {m.asset_key for m in materializations}
+    # A batch updates the asset's newest record from its last event (Dagster's PostgreSQL
+    # storage does the same): one asset per batch.
+    if len(keys) > 1:
+        raise dg.DagsterInvariantViolationError(
+            f"one asset per batch, got {sorted(k.to_user_string() for k in keys)}"
+        )
     step = context.op_execution_context._step_execution_context  # what log_event uses
     batch_id = generate_event_batch_id()
     last = len(materializations) - 1
