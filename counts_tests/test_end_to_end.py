@@ -1,10 +1,16 @@
 """End to end with the real processes: dagster-webserver and dagster-daemon on a temporary
 DAGSTER_HOME, a partition backfill launched through the webserver's GraphQL API as the UI does,
-files made by the backfill's runs and delivered by delivery_sensor to a real SFTP server."""
+files made by the backfill's runs and delivered by delivery_sensor to a real SFTP server; and a
+backfill whose run process is killed while it publishes."""
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import os
+import signal
 import uuid
+from pathlib import Path
 
 import dagster as dg
 import pytest
@@ -12,6 +18,7 @@ import pytest
 from counts_assets.automation.alerts import AlertHook
 from counts_assets.definitions import build_defs
 from counts_assets.delivery.resource import DeliveryResource
+from counts_assets.records import latest_records, metadata_of
 from counts_assets.resources import ExportFiles, OrgRegistry
 from counts_assets.source.reader import SourceReader
 from counts_tests.dagster_processes import REPO, running_dagster
@@ -196,3 +203,108 @@ def test_pairs_made_during_an_outage_are_delivered_after_the_daemon_restarts(
     with running_dagster(home, env) as dagster:
         dagster.wait_for(delivered, 240, "every pair after the restart", 2)
     assert not any(p.name.endswith(".part") for p in sftp_base.rglob("*"))
+
+
+def _run_workers(sessions: set[int]) -> list[int]:
+    """The processes executing runs: started by a code server of the given Dagster processes
+    (their sessions) through multiprocessing, as Dagster's default launcher does."""
+    pids = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+            session = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[3])
+        except (OSError, ValueError, IndexError):
+            continue
+        if session in sessions and b"spawn_main" in cmdline:
+            pids.append(int(proc.name))
+    return pids
+
+
+def test_a_backfill_run_killed_while_publishing_is_retried_and_every_pair_is_recorded(tmp_path):
+    """SIGKILL to a backfill's run process once its first pairs are recorded: the code server
+    reports the run failed, the instance retries it (dagster.yaml `run_retries`: the run itself
+    died), and in the end every partition has its pair on disk, recorded with the SHA-256s of
+    the bytes there, with no journal or temporary file left. Counted: lost, mixed, leftover."""
+    url = sqlite_url(tmp_path)
+    build_golden_store(url)
+    export_dir = tmp_path / "exports"
+    (tmp_path / "outbox").mkdir()
+    env = {
+        "COUNTS_SOURCE_URL": url,
+        "COUNTS_ORGS_DIR": str(write_org_files(tmp_path / "orgs")),
+        "COUNTS_EXPORT_DIR": str(export_dir),
+        "COUNTS_FIRST_DATE": "2026-01-01",
+        "COUNTS_DELIVERY_URL": f"file://{tmp_path / 'outbox'}",
+        "COUNTS_GRACE_MINUTES": str(60 * 24 * 3650),
+    }
+    days = [dt.date(2026, 3, 7) + dt.timedelta(days=n) for n in range(240)]
+    partitions = [f"{d}|{org}" for d in days for org in ("testorg", "otherorg")]
+    summary = dg.AssetKey("daily_summary_file")
+    home = tmp_path / "dagster_home"
+    with (
+        running_dagster(home, env) as dagster,
+        dg.DagsterInstance.from_config(str(home)) as instance,
+    ):
+        dagster.wait_for(
+            lambda: sorted(instance.get_dynamic_partitions("orgs")) == ["otherorg", "testorg"],
+            120,
+            "org_registry_sensor to register the orgs",
+        )
+        unfinished = [
+            dg.DagsterRunStatus.QUEUED,
+            dg.DagsterRunStatus.STARTING,
+            dg.DagsterRunStatus.STARTED,
+        ]
+        # The runs recording the days before share_from go first, untouched.
+        dagster.wait_for(
+            lambda: (
+                not instance.get_run_records(dg.RunsFilter(statuses=unfinished))
+                and len(instance.get_run_records()) >= 2
+            ),
+            120,
+            "the runs recording the days before share_from",
+        )
+        backfill_id = dagster.launch_backfill(DAILY_ASSETS, partitions)
+        wanted = set(partitions)
+        dagster.wait_for(
+            lambda: 0 < len(wanted & instance.get_materialized_partitions(summary)) < len(wanted),
+            180,
+            "the first pairs of the backfill to be recorded",
+            every=0.02,
+        )
+        killed = _run_workers({p.pid for p in dagster.processes})
+        assert killed, dagster.logs()
+        for pid in killed:
+            os.kill(pid, signal.SIGKILL)
+        status = dagster.wait_for(
+            lambda: (
+                (s := dagster.backfill_status(backfill_id)) not in ("REQUESTED", "IN_PROGRESS")
+                and s
+            ),
+            300,
+            "the backfill to finish",
+        )
+        runs = instance.get_run_records(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
+        retried = [r for r in runs if "dagster/parent_run_id" in r.dagster_run.tags]
+        assert retried, dagster.logs()
+        assert status == "COMPLETED_SUCCESS", dagster.logs()
+        records = latest_records(instance, summary, partitions)
+    lost = [p for p in partitions if p not in records]
+    mixed = []
+    for partition, record in records.items():
+        day, org = partition.split("|")
+        meta = metadata_of(record)
+        folder = export_dir / org / "daily"
+        found = {
+            kind: hashlib.sha256(
+                (folder / f"{org}_daily_{day}_{kind}.csv").read_bytes()
+            ).hexdigest()
+            for kind in ("summary", "needs")
+        }
+        mixed += (
+            [partition]
+            if found != {"summary": meta["sha256"], "needs": meta["needs_sha256"]}
+            else []
+        )
+    leftover = list((export_dir / ".pairs").rglob("*.journal")) + list(export_dir.rglob("*.part"))
+    assert (len(lost), len(mixed), len(leftover)) == (0, 0, 0)
