@@ -1,12 +1,13 @@
 """Pairs on disk: publishing that survives a crash at any instant, and reading a pair as one.
 
-Every look at a pair (a publish, a delivery, a repair) holds the pair's lock, a `flock` on a
-lock file under `<exports>/.pairs/` (beside the exports, out of the folders people read), so
-two runs never interleave. A publish writes both files under
-temporary names and syncs them, then writes a journal naming both files and their SHA-256s,
-then renames File 2 and File 1 into place. Whoever takes the lock next finds a journal left by
-a publish that was cut short and finishes it (the temporary files were complete before the
-journal existed), or, without a journal, removes temporary files that never made it. The
+Every look at a pair that acts on it (a publish, a delivery, a repair) holds the pair's lock, a
+`flock` on a lock file under `<exports>/.pairs/` (beside the exports, out of the folders people
+read), so two runs never interleave. (The monthly diff reads the month's daily files without
+their locks: it only informs, and an unreadable file leaves it out.) A publish writes both files
+under temporary names and syncs them, then writes a journal naming both files and their
+SHA-256s, then renames File 2 and File 1 into place. Whoever takes the lock next finds a journal
+left by a publish that was cut short and finishes it (the temporary files were complete before
+the journal existed), or, without a journal, removes temporary files that never made it. The
 journal stays until the caller has recorded the publish, so a pair on disk that was never
 recorded is still vouched for by its journal and can be recorded by the next look."""
 
