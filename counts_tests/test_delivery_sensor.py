@@ -14,6 +14,7 @@ import sqlalchemy as sa
 
 from counts_assets.assets import delivery as delivery_assets
 from counts_assets.delivery.resource import DeliveryResource
+from counts_assets.pairs import store as pair_store
 from counts_assets.pairs.store import PairStore
 from counts_assets.sensors.delivery import delivery_sensor
 from counts_assets.status import fleet_health
@@ -419,6 +420,41 @@ def test_a_publish_cut_before_it_was_recorded_is_recorded_and_sent_by_the_next_d
     assert "publish journal" in recovered["recovered"]
     assert remote_files(base)[SUMMARY] == new_pair["summary"][0]
     assert not list((platform.export_dir / ".pairs").rglob("*.journal"))
+
+
+def test_a_publish_left_unrecorded_by_an_ended_run_is_recorded_by_the_sensor_and_delivered(
+    sftp_platform,
+):
+    """A run cancelled between a batch's publish and its record leaves pairs on disk with their
+    journals and no record. The sensor records them from their journals (not while a run holds
+    the lock), they become pending, are delivered, and the journals go."""
+    platform, base = sftp_platform
+    assert platform.run("daily_export_job", DAY).success
+    deliver(platform, tick(platform))
+    new_pair = {}
+    for kind in ("summary", "needs"):
+        path = platform.export_dir / f"testorg/daily/testorg_daily_2026-03-08_{kind}.csv"
+        new_pair[kind] = (path.read_bytes().replace(b",v2", b",v3"), 1)
+    store = PairStore(platform.export_dir)
+    with store.locked("testorg", "2026-03-08") as pair:
+        pair.publish(new_pair)  # the run ends here: no record, the journal stays
+    journal = platform.export_dir / ".pairs/testorg/daily/2026-03-08.journal"
+
+    with store.locked("testorg", "2026-03-08"):  # a run holds the pair: left to it
+        assert tick(platform) == []
+    assert events(platform, "daily_summary_file", DAY)[0].get("recovered") is None
+
+    assert tick(platform) == []  # recorded now; pending from the next tick
+    (recovered, _) = events(platform, "daily_summary_file", DAY)
+    assert recovered["recovered"] == "recorded by delivery_sensor from the publish journal"
+    assert recovered["sha256"] == pair_store.sha256(new_pair["summary"][0])
+    assert journal.exists()  # until the record is seen as the newest
+
+    (request,) = tick(platform)
+    assert pairs_of(request) == ["daily/2026-03-08"] and not journal.exists()
+    deliver(platform, [request])
+    assert remote_files(base)[SUMMARY] == new_pair["summary"][0]
+    assert remote_files(base) == local_files(platform) and mixed_pairs(base) == 0
 
 
 def test_the_health_view_shows_each_org_at_a_glance(sftp_platform):

@@ -112,22 +112,31 @@ def _latest_observations(context, jobs: list[PairJob]) -> dict:
     return out
 
 
-def _record_recovered(context, job: PairJob, disk: PairBytes) -> None:
-    """A publish that was cut short after its renames and before it was recorded: its journal
-    vouches for the bytes, so it is recorded now."""
-    for kind, asset_key in (("needs", job.cadence.needs), ("summary", job.cadence.summary)):
+def recovered_records(
+    cadence: Cadence, partition: str, disk: PairBytes, by: str
+) -> list[dg.AssetMaterialization]:
+    """The records of a publish that was cut short after its renames and before it was
+    recorded: its journal vouches for the bytes on disk."""
+    records = []
+    for kind, asset_key in (("needs", cadence.needs), ("summary", cadence.summary)):
         meta = {
             "status": "published",
             "path": dg.MetadataValue.path(str(disk.paths[kind].resolve())),
             "sha256": disk.version.sha256(kind),
             "size_bytes": len(disk.contents[kind]),
-            "recovered": "recorded by a delivery run from the publish journal",
+            "recovered": f"recorded by {by} from the publish journal",
         }
         if kind == "summary":
             meta["needs_sha256"] = disk.version.needs_sha256
-        context.log_event(
-            dg.AssetMaterialization(asset_key=asset_key, partition=job.partition, metadata=meta)
+        records.append(
+            dg.AssetMaterialization(asset_key=asset_key, partition=partition, metadata=meta)
         )
+    return records
+
+
+def _record_recovered(context, job: PairJob, disk: PairBytes) -> None:
+    for record in recovered_records(job.cadence, job.partition, disk, "a delivery run"):
+        context.log_event(record)
 
 
 def _refuse(context, job: PairJob, reason: str, previous: dict, **extra) -> str:

@@ -18,7 +18,7 @@ import fcntl
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -147,20 +147,29 @@ class PairStore:
         self.root = root
 
     @contextlib.contextmanager
-    def locked(self, org_id: str, period: str) -> Iterator[PairHandle]:
-        """The pair under its lock, repaired first. The lock waits for another holder."""
+    def locked(self, org_id: str, period: str, wait: bool = True) -> Iterator[PairHandle]:
+        """The pair under its lock, repaired first. The lock waits for another holder, or
+        (`wait=False`) raises BlockingIOError."""
         handle = PairHandle(self, org_id, period)
         for folder in (handle.folder, handle.book):
             if folder.exists() and not folder.is_dir():
                 raise PairPathError(f"{folder} exists and is not a folder")
             folder.mkdir(parents=True, exist_ok=True)
         with open(handle.lock_path, "a+b") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
             try:
                 handle.repair()
                 yield handle
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def journalled(self, org_ids: Iterable[str]) -> Iterator[tuple[str, str]]:
+        """(org_id, period) of every pair of these orgs with a journal on disk: a publish in
+        progress, or one whose run ended before recording it."""
+        for org_id in org_ids:
+            for cadence in ("daily", "monthly"):
+                for journal in (self.root / ".pairs" / org_id / cadence).glob("*.journal"):
+                    yield org_id, journal.stem
 
 
 def _read_journal(path: Path) -> PairVersion | None:

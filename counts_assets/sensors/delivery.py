@@ -7,7 +7,9 @@ depends on a cursor that could move past work: an outage, a stopped daemon, a cr
 briefly broken org file only delay a pair. The cursor keeps small per-org facts (target and org
 file last seen, refusals, when a run was last requested). The sensor launches at most one
 delivery run per org at a time, for a bounded batch of its pending pairs, and requests a pair
-again every `COUNTS_DELIVERY_RETRY_MINUTES` while it stays pending."""
+again every `COUNTS_DELIVERY_RETRY_MINUTES` while it stays pending. A pair published by a run
+that ended before recording it (cancelled, or its process lost) is recorded from its publish
+journal, and so becomes pending too."""
 
 from __future__ import annotations
 
@@ -20,14 +22,16 @@ from dataclasses import asdict, dataclass, field
 
 import dagster as dg
 
-from counts_assets.assets.delivery import delivery_job
+from counts_assets.assets.delivery import delivery_job, recovered_records
 from counts_assets.assets.exports import DAILY, MONTHLY
 from counts_assets.automation.runs import in_flight_runs
-from counts_assets.delivery.ledger import delivered_ids, ledger_key
+from counts_assets.delivery.ledger import delivered_ids, ledger_key, published_versions
 from counts_assets.delivery.resource import DeliveryResource
 from counts_assets.exports.periods import period_bounds, period_ended, period_label
+from counts_assets.pairs.store import PairStore
+from counts_assets.partitions import partition_key
 from counts_assets.records import latest_ids, metadata_of
-from counts_assets.resources import OrgRegistry
+from counts_assets.resources import ExportFiles, OrgRegistry
 
 ORG_TAG = "counts/org"
 # The sensor is the retry loop of delivery (a pending pair is requested again), so Dagster's
@@ -131,6 +135,33 @@ def pending_pairs(
     return pending
 
 
+def sweep_journals(
+    instance: dg.DagsterInstance, store: PairStore, org_ids: list[str]
+) -> list[dg.AssetMaterialization]:
+    """Publishes left without their record by a run that ended between the two (cancelled,
+    or its process lost): each journal vouches for its pair, which is recorded here and so
+    becomes pending. The journal goes on a later tick, once the record is the newest; a pair
+    whose lock is held (a publish in progress) is left to its run."""
+    records = []
+    for org_id, period in store.journalled(org_ids):
+        cadence = MONTHLY if len(period) == 7 else DAILY
+        start = dt.date.fromisoformat(period + "-01" if cadence.monthly else period)
+        partition = str(partition_key(cadence.monthly, org_id, start))
+        try:
+            with store.locked(org_id, period, wait=False) as pair:
+                if pair.journal is None:
+                    continue  # an unfinished journal: the repair rolled it back
+                disk = pair.read()
+                newest = published_versions(instance, cadence, [partition]).get(partition)
+                if newest == pair.journal:
+                    pair.recorded()  # recorded on an earlier tick, or by the run itself
+                elif disk.version == pair.journal:
+                    records += recovered_records(cadence, partition, disk, "delivery_sensor")
+        except OSError:
+            continue  # locked by a run, or unreadable: the next tick or a delivery sees to it
+    return records
+
+
 def _org_fingerprint(org) -> str:
     return hashlib.sha256(org.model_dump_json().encode()).hexdigest()[:16]
 
@@ -159,11 +190,17 @@ def _note_changes(state: DeliveryState, places: dict, orgs: dict, newest: int) -
     "and is requested again, until the ledger records it delivered.",
 )
 def delivery_sensor(
-    context: dg.SensorEvaluationContext, delivery: DeliveryResource, org_registry: OrgRegistry
+    context: dg.SensorEvaluationContext,
+    delivery: DeliveryResource,
+    org_registry: OrgRegistry,
+    export_files: ExportFiles,
 ):
     instance = context.instance
     state = DeliveryState.load(context.cursor)
     orgs = org_registry.load().orgs
+    recovered = sweep_journals(instance, PairStore(export_files.root), sorted(orgs))
+    if recovered:
+        context.log.info(f"{len(recovered) // 2} pairs recorded from their publish journals")
     _learn_refusals(instance, state)
     ids = storage_ids(instance)
     newest = max((i for maps in ids.values() for m in maps for i in m.values()), default=0)
@@ -231,4 +268,6 @@ def delivery_sensor(
             f"{sum(len(p) for p in pending.values())} pairs pending; "
             f"{len(requests)} delivery runs requested"
         )
-    return dg.SensorResult(run_requests=requests, asset_events=events, cursor=state.dump())
+    return dg.SensorResult(
+        run_requests=requests, asset_events=recovered + events, cursor=state.dump()
+    )
