@@ -426,8 +426,8 @@ def test_a_publish_left_unrecorded_by_an_ended_run_is_recorded_by_the_sensor_and
     sftp_platform,
 ):
     """A run cancelled between a batch's publish and its record leaves pairs on disk with their
-    journals and no record. The sensor records them from their journals (not while a run holds
-    the lock), they become pending, are delivered, and the journals go."""
+    journals and no record. The sensor records them from their journals under their locks (not
+    while a run holds one), drops the journals, and they are delivered like any other."""
     platform, base = sftp_platform
     assert platform.run("daily_export_job", DAY).success
     deliver(platform, tick(platform))
@@ -439,18 +439,16 @@ def test_a_publish_left_unrecorded_by_an_ended_run_is_recorded_by_the_sensor_and
     with store.locked("testorg", "2026-03-08") as pair:
         pair.publish(new_pair)  # the run ends here: no record, the journal stays
     journal = platform.export_dir / ".pairs/testorg/daily/2026-03-08.journal"
+    (journal.parent / "2026-03-08.old.journal").write_text("{}")  # a stray file stops nothing
 
     with store.locked("testorg", "2026-03-08"):  # a run holds the pair: left to it
         assert tick(platform) == []
     assert events(platform, "daily_summary_file", DAY)[0].get("recovered") is None
 
-    assert tick(platform) == []  # recorded now; pending from the next tick
+    (request,) = tick(platform)  # recorded under the lock, the journal dropped, then pending
     (recovered, _) = events(platform, "daily_summary_file", DAY)
     assert recovered["recovered"] == "recorded by delivery_sensor from the publish journal"
     assert recovered["sha256"] == pair_store.sha256(new_pair["summary"][0])
-    assert journal.exists()  # until the record is seen as the newest
-
-    (request,) = tick(platform)
     assert pairs_of(request) == ["daily/2026-03-08"] and not journal.exists()
     deliver(platform, [request])
     assert remote_files(base)[SUMMARY] == new_pair["summary"][0]

@@ -175,6 +175,20 @@ def test_a_full_disk_fails_the_pair_and_keeps_the_previous_one(tiny_disk):
     assert tag_of(on_disk(tiny_disk)) == {"later"}
 
 
+def test_a_publish_that_fails_keeps_the_journal_of_an_unrecorded_pair(tiny_disk):
+    """A pair published and never recorded (its run ended in between), then a publish of it
+    that fails on a full disk: the older journal still vouches for the pair on disk."""
+    with PairStore(tiny_disk).locked(ORG, DAY) as pair:
+        pair.publish(contents("unrecorded"))  # no record: the journal stays
+    big = {"summary": (b"x" * 40_000, 1), "needs": (b"y" * 40_000, 1)}
+    with pytest.raises(OSError), PairStore(tiny_disk).locked(ORG, DAY) as pair:
+        pair.publish(big)
+    with PairStore(tiny_disk).locked(ORG, DAY) as pair:
+        found = pair.read()
+        assert tag_of(found.contents) == {"unrecorded"}
+        assert found.journal == found.version
+
+
 def test_journal_names_both_files_by_sha256(tmp_path):
     with PairStore(tmp_path).locked(ORG, DAY) as pair:
         pair.publish(contents("v1"))

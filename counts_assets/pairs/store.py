@@ -103,6 +103,7 @@ class PairHandle:
         for path in self.paths.values():
             if path.exists() and not path.is_file():
                 raise PairPathError(f"{path} exists and is not a regular file")
+        journalled = False
         try:
             for kind, temp in self._temps.items():
                 _write_synced(temp, contents[kind][0])
@@ -110,11 +111,15 @@ class PairHandle:
             staged = self._journal.with_suffix(".journal.part")
             _write_synced(staged, json.dumps(version.__dict__).encode())
             os.replace(staged, self._journal)
+            journalled = True
             _sync(self.book)
         except OSError:
             for temp in (*self._temps.values(), self._journal.with_suffix(".journal.part")):
                 temp.unlink(missing_ok=True)
-            self._journal.unlink(missing_ok=True)
+            # Only this publish's journal: one found by the repair still vouches for the pair
+            # on disk, whose record may be missing.
+            if journalled:
+                self._journal.unlink(missing_ok=True)
             raise
         for kind in KINDS:
             os.replace(self._temps[kind], self.paths[kind])
@@ -163,13 +168,13 @@ class PairStore:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
-    def journalled(self, org_ids: Iterable[str]) -> Iterator[tuple[str, str]]:
-        """(org_id, period) of every pair of these orgs with a journal on disk: a publish in
-        progress, or one whose run ended before recording it."""
+    def journalled(self, org_ids: Iterable[str]) -> Iterator[tuple[str, str, str]]:
+        """(org_id, cadence, period) of every pair of these orgs with a journal on disk: a
+        publish in progress, or one whose run ended before recording it."""
         for org_id in org_ids:
             for cadence in ("daily", "monthly"):
                 for journal in (self.root / ".pairs" / org_id / cadence).glob("*.journal"):
-                    yield org_id, journal.stem
+                    yield org_id, cadence, journal.stem
 
 
 def _read_journal(path: Path) -> PairVersion | None:

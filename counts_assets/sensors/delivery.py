@@ -135,31 +135,38 @@ def pending_pairs(
     return pending
 
 
-def sweep_journals(
-    instance: dg.DagsterInstance, store: PairStore, org_ids: list[str]
-) -> list[dg.AssetMaterialization]:
+def sweep_journals(instance: dg.DagsterInstance, store: PairStore, org_ids: list[str], log) -> int:
     """Publishes left without their record by a run that ended between the two (cancelled,
-    or its process lost): each journal vouches for its pair, which is recorded here and so
-    becomes pending. The journal goes on a later tick, once the record is the newest; a pair
-    whose lock is held (a publish in progress) is left to its run."""
-    records = []
-    for org_id, period in store.journalled(org_ids):
-        cadence = MONTHLY if len(period) == 7 else DAILY
-        start = dt.date.fromisoformat(period + "-01" if cadence.monthly else period)
-        partition = str(partition_key(cadence.monthly, org_id, start))
+    or its process lost): each journal vouches for its pair, which is recorded here, under
+    the pair's lock, before the journal goes; it is then pending like any other. A pair whose
+    lock is held (a publish in progress) is left to its run. Returns how many were recorded."""
+    recorded = 0
+    for org_id, cadence_name, period in store.journalled(org_ids):
+        where = f"{org_id} {cadence_name} {period}"
         try:
+            cadence = MONTHLY if cadence_name == "monthly" else DAILY
+            start = dt.date.fromisoformat(period + "-01" if cadence.monthly else period)
+            partition = str(partition_key(cadence.monthly, org_id, start))
             with store.locked(org_id, period, wait=False) as pair:
-                if pair.journal is None:
-                    continue  # an unfinished journal: the repair rolled it back
+                journal = pair.journal
+                if journal is None:
+                    continue  # an unfinished journal: the repair rolled the publish back
                 disk = pair.read()
-                newest = published_versions(instance, cadence, [partition]).get(partition)
-                if newest == pair.journal:
-                    pair.recorded()  # recorded on an earlier tick, or by the run itself
-                elif disk.version == pair.journal:
-                    records += recovered_records(cadence, partition, disk, "delivery_sensor")
-        except OSError:
-            continue  # locked by a run, or unreadable: the next tick or a delivery sees to it
-    return records
+                if disk.version != journal:
+                    log.warning(
+                        f"{where}: the files on disk are not the ones its publish journal "
+                        "names (edited since?); journal dropped, the pair waits to be made again"
+                    )
+                elif published_versions(instance, cadence, [partition]).get(partition) != journal:
+                    for record in recovered_records(cadence, partition, disk, "delivery_sensor"):
+                        instance.report_runless_asset_event(record)
+                    recorded += 1
+                pair.recorded()
+        except BlockingIOError:
+            continue  # a run holds the pair
+        except (OSError, ValueError, RuntimeError) as exc:
+            log.warning(f"{where}: publish journal left as it is: {exc}")
+    return recorded
 
 
 def _org_fingerprint(org) -> str:
@@ -198,9 +205,9 @@ def delivery_sensor(
     instance = context.instance
     state = DeliveryState.load(context.cursor)
     orgs = org_registry.load().orgs
-    recovered = sweep_journals(instance, PairStore(export_files.root), sorted(orgs))
+    recovered = sweep_journals(instance, PairStore(export_files.root), sorted(orgs), context.log)
     if recovered:
-        context.log.info(f"{len(recovered) // 2} pairs recorded from their publish journals")
+        context.log.info(f"{recovered} pairs recorded from their publish journals")
     _learn_refusals(instance, state)
     ids = storage_ids(instance)
     newest = max((i for maps in ids.values() for m in maps for i in m.values()), default=0)
@@ -268,6 +275,4 @@ def delivery_sensor(
             f"{sum(len(p) for p in pending.values())} pairs pending; "
             f"{len(requests)} delivery runs requested"
         )
-    return dg.SensorResult(
-        run_requests=requests, asset_events=recovered + events, cursor=state.dump()
-    )
+    return dg.SensorResult(run_requests=requests, asset_events=events, cursor=state.dump())
