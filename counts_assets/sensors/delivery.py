@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 import time
 from collections import defaultdict
 from dataclasses import asdict, dataclass, field
@@ -135,7 +136,9 @@ def pending_pairs(
     return pending
 
 
-def sweep_journals(instance: dg.DagsterInstance, store: PairStore, org_ids: list[str], log) -> int:
+def sweep_journals(
+    instance: dg.DagsterInstance, store: PairStore, org_ids: list[str], log: logging.Logger
+) -> int:
     """Publishes left without their record by a run that ended between the two (cancelled,
     or its process lost): each journal vouches for its pair, which is recorded here, under
     the pair's lock, before the journal goes; it is then pending like any other. A pair whose
