@@ -321,17 +321,7 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
             for status, periods in ((STATUS_SKIPPED, skipped), (STATUS_NOT_ENDED, still_open))
             for (org_id, period), reason in periods.items()
         ]
-        yield from record_together(
-            context,
-            [
-                dg.AssetMaterialization(
-                    asset_key=cadence.summary,
-                    partition=key,
-                    metadata={"status": status, "reason": reason},
-                )
-                for key, status, reason in without_file
-            ],
-        )
+        yield from record_together(context, _without_file_records(cadence.summary, without_file))
         # Organization by organization: memory holds one org's range, never the whole run's.
         org_outcomes, published = [], []
         for org_id, org_targets in _by_org(targets):
@@ -512,53 +502,32 @@ def _records_per_partition(
 ) -> Iterator[dg.DagsterEvent]:
     """The needs file's records, one per partition, and the raw and mapped ones too when they
     were not recorded for the whole range: one batch per asset."""
-    if upstream:
-        yield from record_together(
-            context,
-            [
-                dg.AssetMaterialization(
-                    asset_key=cadence.raw,
-                    partition=f.partition,
-                    metadata={"included_records": f.included_records},
-                )
-                for f in published
-            ]
-            + _without_file_records(cadence.raw, without_file),
-        )
-        yield from record_together(
-            context,
-            [
-                dg.AssetMaterialization(
-                    asset_key=cadence.mapped,
-                    partition=f.partition,
-                    metadata={
-                        "included_records": f.included_records,
-                        "unmapped_answers": f.unmapped_answers,
-                    },
-                )
-                for f in published
-            ]
-            + _without_file_records(cadence.mapped, without_file),
-        )
-    yield from record_together(
-        context,
-        [
+    pair_metadata = {
+        cadence.raw: lambda f: {"included_records": f.included_records},
+        cadence.mapped: lambda f: {
+            "included_records": f.included_records,
+            "unmapped_answers": f.unmapped_answers,
+        },
+        cadence.needs: lambda f: {
+            "status": "published",
+            "path": dg.MetadataValue.path(f.needs_path),
+            "sha256": f.needs_sha256,
+            "rows_written": f.needs_rows,
+            "needs_left_out": f.needs_left_out,
+            "invalid_zip_codes": f.invalid_zip_codes,
+        },
+    }
+    for asset_key in (cadence.raw, cadence.mapped, cadence.needs) if upstream else (cadence.needs,):
+        metadata = pair_metadata[asset_key]
+        records = [
             dg.AssetMaterialization(
-                asset_key=cadence.needs,
-                partition=f.partition,
-                metadata={
-                    "status": "published",
-                    "path": dg.MetadataValue.path(f.needs_path),
-                    "sha256": f.needs_sha256,
-                    "rows_written": f.needs_rows,
-                    "needs_left_out": f.needs_left_out,
-                    "invalid_zip_codes": f.invalid_zip_codes,
-                },
+                asset_key=asset_key, partition=f.partition, metadata=metadata(f)
             )
             for f in published
         ]
-        + _without_file_records(cadence.needs, without_file),
-    )
+        yield from record_together(
+            context, records + _without_file_records(asset_key, without_file)
+        )
 
 
 def _without_file_records(
