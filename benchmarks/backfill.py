@@ -132,15 +132,7 @@ def run_backfill(args, home: Path, env: dict, instance_file: Path, first: dt.dat
         ]
         launched = time.monotonic()
         backfill_id = dagster.launch_backfill(DAILY_ASSETS, partitions)
-        status = dagster.wait_for(
-            lambda: (
-                (s := dagster.backfill_status(backfill_id)) not in ("REQUESTED", "IN_PROGRESS")
-                and s
-            ),
-            6 * 3600,
-            "the backfill",
-            every=5,
-        )
+        status = dagster.wait_for_backfill(backfill_id, 6 * 3600, every=5)
         wall = time.monotonic() - launched
         runs = instance.get_run_records(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
         failed = [r for r in runs if r.dagster_run.status != dg.DagsterRunStatus.SUCCESS]

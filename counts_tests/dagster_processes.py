@@ -150,6 +150,17 @@ class Dagster:
         )
         return data["partitionBackfillOrError"]["status"]
 
+    def wait_for_backfill(self, backfill_id: str, seconds: float, every: float = 1.0) -> str:
+        """The backfill's final status, once it is no longer requested or in progress."""
+        return self.wait_for(
+            lambda: (
+                (s := self.backfill_status(backfill_id)) not in ("REQUESTED", "IN_PROGRESS") and s
+            ),
+            seconds,
+            "the backfill to finish",
+            every,
+        )
+
     def logs(self) -> str:
         return "\n".join(
             (self.home / f"{n}.log").read_text(errors="replace")[-3000:]

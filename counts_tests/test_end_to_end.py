@@ -84,14 +84,7 @@ def test_backfill_from_the_ui_api_is_made_and_delivered(
         )
         partitions = [f"2026-03-{d:02d}|{o}" for d in (7, 8, 9) for o in ("testorg", "otherorg")]
         backfill_id = dagster.launch_backfill(DAILY_ASSETS, partitions)
-        status = dagster.wait_for(
-            lambda: (
-                (s := dagster.backfill_status(backfill_id)) not in ("REQUESTED", "IN_PROGRESS")
-                and s
-            ),
-            300,
-            "the backfill to finish",
-        )
+        status = dagster.wait_for_backfill(backfill_id, 300)
         assert status == "COMPLETED_SUCCESS", dagster.logs()
         runs = instance.get_run_records(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
         # Grouped by org (2 orgs < 3 dates): one run per org covering its dates.
@@ -276,14 +269,7 @@ def test_a_backfill_run_killed_while_publishing_is_retried_and_every_pair_is_rec
         assert killed, dagster.logs()
         for pid in killed:
             os.kill(pid, signal.SIGKILL)
-        status = dagster.wait_for(
-            lambda: (
-                (s := dagster.backfill_status(backfill_id)) not in ("REQUESTED", "IN_PROGRESS")
-                and s
-            ),
-            300,
-            "the backfill to finish",
-        )
+        status = dagster.wait_for_backfill(backfill_id, 300)
         runs = instance.get_run_records(dg.RunsFilter(tags={"dagster/backfill": backfill_id}))
         retried = [r for r in runs if "dagster/parent_run_id" in r.dagster_run.tags]
         assert retried, dagster.logs()

@@ -64,6 +64,18 @@ def platform(tmp_path):
         yield platform
 
 
+def march_record(platform) -> dict:
+    """The metadata of testorg's newest March summary record."""
+    record = platform.instance.fetch_materializations(
+        dg.AssetRecordsFilter(
+            asset_key=dg.AssetKey("monthly_summary_file"),
+            asset_partitions=["2026-03-01|testorg"],
+        ),
+        limit=1,
+    ).records[0]
+    return {k: v.value for k, v in record.asset_materialization.metadata.items()}
+
+
 def test_monthly_materialization_reports_the_diff(platform):
     assert platform.run("daily_export_job", "2026-03-07|testorg", "2026-03-31|testorg").success
     engine = sa.create_engine(platform.source_url)
@@ -78,14 +90,7 @@ def test_monthly_materialization_reports_the_diff(platform):
             "UPDATE contact_records SET postal_code = '60601' WHERE call_report_num = '10010'"
         )
     assert platform.run("monthly_reconciliation_job", "2026-03-01|testorg").success
-    record = platform.instance.fetch_materializations(
-        dg.AssetRecordsFilter(
-            asset_key=dg.AssetKey("monthly_summary_file"),
-            asset_partitions=["2026-03-01|testorg"],
-        ),
-        limit=1,
-    ).records[0]
-    meta = {k: v.value for k, v in record.asset_materialization.metadata.items()}
+    meta = march_record(platform)
     assert meta["records_added_late"] == 1
     assert meta["records_removed"] == 1
     assert meta["records_changed"] == 1
@@ -106,14 +111,7 @@ def test_an_unreadable_daily_file_leaves_out_the_diff_never_the_monthly_pair(pla
     daily.mkdir()
     result = platform.run("monthly_reconciliation_job", "2026-03-01|testorg")
     assert result.success
-    record = platform.instance.fetch_materializations(
-        dg.AssetRecordsFilter(
-            asset_key=dg.AssetKey("monthly_summary_file"),
-            asset_partitions=["2026-03-01|testorg"],
-        ),
-        limit=1,
-    ).records[0]
-    meta = {k: v.value for k, v in record.asset_materialization.metadata.items()}
+    meta = march_record(platform)
     assert meta["status"] == "published"
     assert meta["reconciliation"] == (
         "not available: a daily file of the month cannot be read (IsADirectoryError)"
