@@ -12,6 +12,7 @@ storage, the same files under $DAGSTER_HOME/history/runs."""
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Sequence
 
 import dagster as dg
@@ -19,7 +20,7 @@ import dagster as dg
 # Dagster has no public name for its storage classes (a storage is extended by subclassing
 # them) nor for writing user records as a batch. These imports, and the helpers used below, are
 # pinned by the lock and checked against Dagster's own writer by counts_tests/test_event_log.py.
-from dagster._core.events import DagsterEventBatchMetadata, generate_event_batch_id
+from dagster._core.events import DagsterEventBatchMetadata
 from dagster._core.storage.event_log import SqlEventLogStorageTable, SqliteEventLogStorage
 from dagster._serdes import ConfigurableClassData
 
@@ -42,7 +43,7 @@ def record_together(
             f"one asset per batch, got {sorted(k.to_user_string() for k in keys)}"
         )
     step = context.op_execution_context._step_execution_context  # what log_event uses
-    batch_id = generate_event_batch_id()
+    batch_id = str(uuid.uuid4())
     last = len(materializations) - 1
     return [
         dg.DagsterEvent.asset_materialization(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import functools
 import hashlib
 import json
 import os
@@ -60,8 +61,8 @@ class PairBytes:
     contents: dict[str, bytes]
     journal: PairVersion | None  # a publish found unrecorded-or-unfinished, now rolled forward
 
-    @property
-    def version(self) -> PairVersion:
+    @functools.cached_property
+    def version(self) -> PairVersion:  # hashed once: delivery and the sweep ask several times
         return PairVersion(*(sha256(self.contents[k]) for k in ("summary", "needs")))
 
 
