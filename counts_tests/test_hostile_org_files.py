@@ -8,13 +8,14 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
+import threading
 import time
 
 import dagster as dg
 import pytest
 
 from counts_assets.onboarding import main as onboarding
-from counts_assets.orgs.registry import load_registry
+from counts_assets.orgs.registry import check_org_file, load_registry
 from counts_assets.resources import OrgRegistry
 from counts_assets.sensors.delivery import delivery_sensor
 from counts_assets.sensors.org_registry import org_registry_sensor
@@ -197,3 +198,108 @@ def test_rejections_are_logged_once_not_at_every_tick(tmp_path, capfd):
             cursor = context.cursor
             logged.append(capfd.readouterr().err.count("organization file rejected"))
         assert logged == [1, 0, 0]
+
+
+# Files that once raised out of the loader (TypeError, RecursionError) and so stopped every
+# organization: each is now rejected alone, with its line and reason, before YAML builds it.
+CORPUS = {
+    "complex.yaml": ("id: zzorg\n? [a, b]\n: c\n", "line 2", "a list or block used as a key"),
+    "mapkey.yaml": ("id: zzorg\n? {a: b}\n: c\n", "line 2", "a list or block used as a key"),
+    "blockkey.yaml": ("id: zzorg\n? a: b\n: c\n", "line 2", "a list or block used as a key"),
+    "deep.yaml": ("v: " + "[" * 400 + "]" * 400 + "\n", "line 1", "nested more than 10"),
+    "deepmap.yaml": (
+        "v:" + "".join(f"\n{' ' * i}k:" for i in range(1, 60)) + " x\n",
+        "line",
+        "nested",
+    ),
+    "many.yaml": ("v: [" + ",".join(["a"] * 10_001) + "]\n", "line 1", "more than 10000 values"),
+    "bigger.yaml": ("v: [" + ",".join(["a"] * 100_000) + "]\n", "(file)", "at most 64 KiB"),
+    "tag_local.yaml": ("id: !local x\n", "line 1", "a YAML tag"),
+    "tag_core.yaml": ("id: !!str x\n", "line 1", "a YAML tag"),
+    "tag_verbatim.yaml": ("id: !<tag:yaml.org,2002:str> x\n", "line 1", "a YAML tag"),
+    "tag_nonspecific.yaml": ("id: ! x\n", "line 1", "a YAML tag"),
+    "tag_directive.yaml": ("%TAG !e! tag:example.com,2000:\n---\nid: !e!x y\n", "line 1", "tag"),
+    "tag_on_list.yaml": ("contact_forms: !!seq [a]\n", "line 1", "a YAML tag"),
+    "tag_on_key.yaml": ("!!str id: x\n", "line 1", "a YAML tag"),
+    "two_documents.yaml": ("id: a\n---\nid: b\n", "line 2", "a single document"),
+    "a_list.yaml": ("[a, b]\n", "(file)", "must hold a mapping"),
+    "utf16.yaml": ("\ufeffid: x\n".encode("utf-16"), "line 1", "not UTF-8 text"),
+}
+
+
+def _write_corpus(folder) -> None:
+    for name, (content, _, _) in CORPUS.items():
+        data = content if isinstance(content, bytes) else content.encode("utf-8")
+        (folder / name).write_bytes(data)
+
+
+def test_a_corpus_of_hostile_yaml_is_rejected_file_by_file_and_the_others_are_delivered(
+    tmp_path, time_limit
+):
+    with platform_on(tmp_path) as platform:
+        _write_corpus(platform.orgs_dir)
+        # A BOM and CRLF line ends are ordinary text: such a file is read like any other.
+        testorg = platform.orgs_dir / "testorg.yaml"
+        testorg.write_bytes(b"\xef\xbb\xbf" + testorg.read_bytes().replace(b"\n", b"\r\n"))
+        undecodable_name = os.fsdecode(b"\xff\xfe.yaml")
+        (platform.orgs_dir / undecodable_name).write_text("[a]\n")
+
+        started = time.perf_counter()
+        registry = load_registry(platform.orgs_dir, FIRST)
+        assert time.perf_counter() - started < 2
+        assert sorted(registry.orgs) == ["otherorg", "testorg"]
+        for name, (_, where, reason) in CORPUS.items():
+            (error,) = [e for e in registry.errors if e.path.endswith("/" + name)]
+            assert error.field.startswith(where) and reason in error.reason, (name, error)
+        (shown_name,) = [e.path for e in registry.errors if e.path.endswith("\ufffd.yaml")]
+        shown_name.encode("utf-8")  # storable and printable
+
+        resources = {"org_registry": platform.resources["org_registry"]}
+        context = dg.build_sensor_context(instance=platform.instance, resources=resources)
+        for event in org_registry_sensor(context).asset_events:
+            platform.instance.report_runless_asset_event(event)
+        assert platform.run("daily_export_job", "2026-03-08|testorg").success
+        context = dg.build_sensor_context(instance=platform.instance, resources=platform.resources)
+        requests = list(delivery_sensor(context).run_requests)
+        assert requests and all(platform.execute(r).success for r in requests)
+        delivered = platform.export_dir.parent / "outbox" / "testorg"
+        for golden in GOLDEN_DIR.glob("testorg_daily_2026-03-08_*.csv"):
+            assert (delivered / golden.name).read_bytes() == golden.read_bytes()
+
+    assert onboarding([str(platform.orgs_dir / "complex.yaml")]) == 1
+
+
+def test_a_file_rewritten_while_the_registry_reads_it_never_stops_the_registry(tmp_path):
+    with platform_on(tmp_path) as platform:
+        changing = platform.orgs_dir / "changing.yaml"
+        versions = [bad_org(""), "id: zzorg\n? [a, b]\n: c\n", "", "v: " + "[" * 400]
+        stop = threading.Event()
+
+        def rewrite() -> None:
+            n = 0
+            while not stop.is_set():
+                # Written in place, not renamed: a reader may see any prefix of any version.
+                with open(changing, "w", encoding="utf-8") as handle:
+                    text = versions[n % len(versions)]
+                    handle.write(text[: len(text) // 2])
+                    handle.flush()
+                    handle.write(text[len(text) // 2 :])
+                n += 1
+
+        writer = threading.Thread(target=rewrite)
+        writer.start()
+        try:
+            for _ in range(300):
+                registry = load_registry(platform.orgs_dir, FIRST)
+                assert {"otherorg", "testorg"} <= set(registry.orgs)
+        finally:
+            stop.set()
+            writer.join()
+
+
+def test_an_unexpected_error_while_reading_one_file_rejects_that_file_alone(tmp_path):
+    # A path Python refuses before the file system sees it raises ValueError, not OSError.
+    org, errors = check_org_file(tmp_path / "nul\x00.yaml", FIRST)
+    assert org is None
+    (error,) = errors
+    assert error.field == "(file)" and "could not be read (ValueError)" in error.reason

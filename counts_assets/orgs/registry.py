@@ -1,8 +1,9 @@
 """Loads `$COUNTS_ORGS_DIR/*.yaml`. A bad file is reported (path, field or line, reason) and
 skipped; the other organizations keep working. Files arrive from many centres by ticket, so
-each is checked before YAML expands anything: a regular file, at most 64 KiB, UTF-8, and no
-anchors, aliases or tags (an alias bomb of a few hundred bytes could otherwise take minutes and
-gigabytes to expand)."""
+each is checked before YAML builds anything: a regular file, at most 64 KiB, UTF-8, plain
+mappings with plain keys, lists and values only (no anchors, aliases or tags: an alias bomb of
+a few hundred bytes could otherwise take minutes and gigabytes to expand), at most 10 levels
+deep and 10,000 values. Whatever else goes wrong while reading one file rejects that file."""
 
 from __future__ import annotations
 
@@ -124,8 +125,21 @@ def _read_text(path: Path) -> str:
         raise OrgFileRejected(f"line {line}", "not UTF-8 text") from None
 
 
-def _refuse_anchors_aliases_tags(text: str) -> None:
-    """Walks YAML's event stream, which expands nothing, before anything is built."""
+# An organization file needs a depth of 5 (interaction_filter > any_of > item > answers >
+# answer) and a few hundred nodes; these bounds leave room and stop a file that would make the
+# builder recurse or allocate without end.
+MAX_DEPTH = 10
+MAX_NODES = 10_000
+_NODE_EVENTS = (yaml.ScalarEvent, yaml.SequenceStartEvent, yaml.MappingStartEvent)
+_END_EVENTS = (yaml.SequenceEndEvent, yaml.MappingEndEvent)
+
+
+def _refuse_unsafe_constructs(text: str) -> None:
+    """Walks YAML's event stream, which builds and expands nothing, before anything is built:
+    only plain mappings with plain keys, lists and scalars, within the depth and node bounds."""
+    # One entry per open collection: for a mapping, whether its next node is a key.
+    open_collections: list[bool | None] = []
+    nodes = 0
     for event in yaml.parse(text, Loader=_Base):
         line = f"line {event.start_mark.line + 1}"
         if isinstance(event, yaml.AliasEvent):
@@ -134,6 +148,28 @@ def _refuse_anchors_aliases_tags(text: str) -> None:
             raise OrgFileRejected(line, "a YAML anchor (&name); write each value out instead")
         if getattr(event, "tag", None) or getattr(event, "tags", None):
             raise OrgFileRejected(line, "a YAML tag (!name); organization files use none")
+        if isinstance(event, _END_EVENTS):
+            open_collections.pop()
+            continue
+        if not isinstance(event, _NODE_EVENTS):
+            continue
+        nodes += 1
+        if nodes > MAX_NODES:
+            raise OrgFileRejected(line, f"more than {MAX_NODES} values; not an organization file")
+        if open_collections and open_collections[-1] is not None:
+            if open_collections[-1] and not isinstance(event, yaml.ScalarEvent):
+                raise OrgFileRejected(
+                    line, "a list or block used as a key; keys are plain names like `name:`"
+                )
+            open_collections[-1] = not open_collections[-1]
+        if isinstance(event, yaml.MappingStartEvent):
+            open_collections.append(True)
+        elif isinstance(event, yaml.SequenceStartEvent):
+            open_collections.append(None)
+        if len(open_collections) > MAX_DEPTH:
+            raise OrgFileRejected(
+                line, f"nested more than {MAX_DEPTH} levels deep; not an organization file"
+            )
 
 
 def _yaml_reason(exc: yaml.YAMLError, text: str) -> OrgFileRejected:
@@ -152,13 +188,19 @@ def parse_org_file(path: Path) -> Organization:
     """Parse one organization file; raises OrgFileRejected or ValidationError."""
     text = _read_text(path)
     try:
-        _refuse_anchors_aliases_tags(text)
+        _refuse_unsafe_constructs(text)
         document = yaml.load(text, Loader=_TextLoader)  # noqa: S506 - text-only loader
     except yaml.YAMLError as exc:
         raise _yaml_reason(exc, text) from None
     if not isinstance(document, dict):
         raise OrgFileRejected("(file)", "must hold a mapping of organization settings")
     return Organization.model_validate(_drop_unset(document))
+
+
+def shown_path(path: Path) -> str:
+    """A path as reports show it: a file name that is not UTF-8 (undecodable bytes) is shown
+    with replacement characters, since the instance, logs and alerts store UTF-8 text."""
+    return os.fsencode(path).decode("utf-8", errors="replace")
 
 
 def _field_name(location: tuple) -> str:
@@ -184,8 +226,8 @@ def _pydantic_reason(error: dict) -> str:
 
 def check_org_file(path: Path, first_date: dt.date) -> tuple[Organization | None, list]:
     """(the organization, []) or (None, its errors): the one check every caller uses (the
-    registry, the onboarding command, the runs)."""
-    named = str(path)
+    registry, the onboarding command, the runs). It never raises."""
+    named = shown_path(path)
     try:
         org = parse_org_file(path)
     except ValidationError as exc:
@@ -195,6 +237,10 @@ def check_org_file(path: Path, first_date: dt.date) -> tuple[Organization | None
         return None, errors
     except OrgFileRejected as exc:
         return None, [OrgFileError(named, exc.where, exc.reason)]
+    except Exception as exc:  # noqa: BLE001 - one file's surprise must not stop the registry
+        # The exception's type only: its text could quote the file.
+        reason = f"could not be read ({type(exc).__name__}); the other files are unaffected"
+        return None, [OrgFileError(named, "(file)", reason)]
     if org.share_from < first_date:
         reason = f"{org.share_from} is before COUNTS_FIRST_DATE {first_date}"
         return None, [OrgFileError(named, "share_from", reason)]
@@ -207,7 +253,9 @@ def candidate_files(directory: Path) -> tuple[list[Path], list[OrgFileError]]:
     try:
         names = sorted(os.listdir(directory))
     except OSError as exc:
-        return [], [OrgFileError(str(directory), "(folder)", f"cannot be listed ({exc.strerror})")]
+        return [], [
+            OrgFileError(shown_path(directory), "(folder)", f"cannot be listed ({exc.strerror})")
+        ]
     paths, errors = [], []
     for name in names:
         if name.startswith("."):
@@ -217,7 +265,7 @@ def candidate_files(directory: Path) -> tuple[list[Path], list[OrgFileError]]:
         elif name.endswith(".yml"):
             errors.append(
                 OrgFileError(
-                    str(directory / name), "(file)", "not read: name it <id>.yaml, not .yml"
+                    shown_path(directory / name), "(file)", "not read: name it <id>.yaml, not .yml"
                 )
             )
     return paths, errors
@@ -256,7 +304,7 @@ def _parse_registry(paths: list[Path], first_date: dt.date) -> Registry:
         org, errors = check_org_file(path, first_date)
         registry.errors += errors
         if org is not None:
-            parsed.setdefault(org.id, []).append((str(path), org))
+            parsed.setdefault(org.id, []).append((shown_path(path), org))
     unique: dict[str, tuple[str, Organization]] = {}
     for org_id, files in sorted(parsed.items()):
         if len(files) > 1:
