@@ -66,7 +66,7 @@ def test_findings_name_records_and_codes(golden):
     outcome, _, _ = _export(golden, [dt.date(2026, 3, 1)], monthly=True)
     findings = outcome.findings
     assert findings.unreadable[["call_report_num", "column"]].values.tolist() == [
-        ["1008", "started_at"]
+        ["1008", "started_at (not a readable time; it names no date)"]
     ]
     left_out = findings.invalid_needs.sort_values("taxonomy_code", na_position="last")
     assert left_out[["call_report_num", "taxonomy_code"]].values.tolist() == [

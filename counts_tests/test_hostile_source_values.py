@@ -41,6 +41,16 @@ def included_record(num: str, *answers: tuple[str, str], postal: str = "NULL") -
     return rows
 
 
+# Text that sorts after every YYYY-MM-DD bound of the day's read, or between them: such a
+# record was once never read, so neither exported nor reported.
+ODD_STARTED_AT = {
+    "9101": "08/03/2026 15:00:00",
+    "9102": "2026/03/08 15:00:00",
+    "9103": "2026.03.08 15:00:00",
+    "9104": "20260308T150000Z",
+    "9105": "2026-3-8 15:00:00",
+}
+
 # case -> (statements, findings expected in the check metadata, testorg files as golden)
 CASES = {
     "empty record numbers": (
@@ -104,6 +114,38 @@ CASES = {
         + included_record("'9005'")
         + [RECORD.format(num="'1002'", postal="NULL").replace("2026-03-08 15", "2026-01-02 15")],
         {"source_values_readable": ["9005", "call_report_num on 2 records read for 2026-03-08"]},
+        True,
+    ),
+    "a BLOB answer that is not UTF-8": (
+        included_record("'9006'", (text("Gender"), "x'46ff656d616c65'")),
+        {"source_values_readable": ["9006", "answer (not readable text)"]},
+        True,
+    ),
+    "a BLOB report version that is not UTF-8": (
+        included_record("'9007'")
+        + ["UPDATE contact_records SET report_version = x'00ff76' WHERE call_report_num = '9007'"],
+        {
+            "source_values_readable": ["9007", "report_version (not readable text)"],
+            "source_values_clean": ["values with control characters (removed)"],  # the NUL
+        },
+        True,
+    ),
+    "started_at written in other forms": (
+        [
+            statement
+            for num, written in ODD_STARTED_AT.items()
+            for statement in included_record(f"'{num}'")
+            + [
+                f"UPDATE contact_records SET started_at = '{written}' "
+                f"WHERE call_report_num = '{num}'"
+            ]
+        ],
+        {
+            "source_values_readable": [
+                f"| testorg | {num} | started_at (not a readable time; it names 2026-03-08) |"
+                for num in ODD_STARTED_AT
+            ]
+        },
         True,
     ),
 }
@@ -177,3 +219,19 @@ def test_a_formula_like_value_is_sent_as_data(tmp_path):
         assert platform.run("daily_export_job", f"{DAY}|testorg").success
         needs = platform.export_dir / "testorg" / "daily" / f"testorg_daily_{DAY}_needs.csv"
         assert '"=HYPERLINK(""x"")"' in needs.read_text()
+
+
+def test_bytes_that_are_utf8_text_are_written_as_that_text(tmp_path):
+    """A BLOB record number and answer holding UTF-8 are read as their text, never as a Python
+    bytes literal (b'...')."""
+    blob = "x'" + b"ODD-BLOB".hex() + "'"
+    statements = included_record(blob, (text("Gender"), "x'" + b"Female".hex() + "'"))
+    with platform_on(tmp_path) as platform:
+        with sqlite3.connect(platform.source_url.removeprefix("sqlite:///")) as connection:
+            for statement in statements:
+                connection.execute(statement)
+        assert platform.run("daily_export_job", f"{DAY}|testorg").success
+        needs = platform.export_dir / "testorg" / "daily" / f"testorg_daily_{DAY}_needs.csv"
+        rows = [line for line in needs.read_text().splitlines() if "ODD-BLOB" in line]
+        assert rows and all(line.endswith(",ODD-BLOB") for line in rows)
+        assert "b'" not in needs.read_text()

@@ -15,6 +15,7 @@ from counts_assets.rules.inclusion import (
     RECORD_KEY,
     repeated_numbers,
     select_included,
+    unreadable_for_targets,
     with_call_dates,
 )
 from counts_assets.rules.taxonomy import normalize_codes
@@ -168,6 +169,7 @@ def build_export_frames(
     records = _text_keys(source.records)
     duplicates = repeated_numbers(records, targets)
     records, unreadable = with_call_dates(records, orgs)
+    unreadable = unreadable_for_targets(unreadable, targets)
     answers = _text_keys(source.answers)
 
     included = select_included(records, answers, orgs, targets, monthly)

@@ -9,7 +9,7 @@ import pandas as pd
 from counts_assets.orgs.models import Organization, normalize_text
 from counts_assets.rules.booleans import parse_flags
 from counts_assets.rules.text import as_text, matching_form
-from counts_assets.rules.timestamps import local_dates, parse_started_at
+from counts_assets.rules.timestamps import local_dates, named_dates, parse_started_at
 from counts_assets.source.window import in_read_window
 
 RECORD_KEY = ["org_id", "call_report_num"]
@@ -20,8 +20,10 @@ def with_call_dates(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Records with `call_date` (local date in the org's zone) and `deleted_flag`.
 
-    Returns (records, unreadable) where unreadable lists (org_id, call_report_num, column) of
-    records left out because `call_report_num`, `started_at` or `deleted` could not be read.
+    Returns (records, unreadable) where unreadable lists (org_id, call_report_num, column,
+    named) of records left out because `call_report_num`, `started_at` or `deleted` could not be
+    read; `named` holds the Call Dates an unreadable started_at may name (see
+    `unreadable_for_targets`).
     """
     out = records.copy()
     for column in ("org_id", "call_report_num", "contact_form", "status"):
@@ -38,12 +40,46 @@ def with_call_dates(
     unreadable = pd.concat(
         [
             out.loc[bad_number, RECORD_KEY].assign(column="call_report_num"),
-            out.loc[bad_time & ~bad_number, RECORD_KEY].assign(column="started_at"),
+            out.loc[bad_time & ~bad_number, RECORD_KEY].assign(
+                column="started_at",
+                named=named_dates(out.loc[bad_time & ~bad_number, "started_at"]),
+            ),
             out.loc[bad_deleted, RECORD_KEY].assign(column="deleted"),
         ],
         ignore_index=True,
     )
     return out[~bad_number & ~bad_time & ~bad_deleted], unreadable
+
+
+def unreadable_for_targets(unreadable: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
+    """The records left out that a run reports, as (org_id, call_report_num, column).
+
+    A started_at that cannot be read is reported by the run of the period whose Call Dates it
+    names (several when it reads both day-first and month-first), and by every run of its
+    organization when it names no date: never silently gone, and not repeated by the runs of
+    neighbouring periods whose read window also holds it."""
+    named = unreadable.get("named")
+    if named is None:
+        return unreadable.reindex(columns=[*RECORD_KEY, "column"])
+    dates = named.map(lambda v: v if isinstance(v, tuple) else ())
+    told = dates.map(len) > 0
+    candidates = (
+        unreadable[told]
+        .assign(call_date=dates[told])
+        .explode("call_date")
+        .reset_index()
+        .merge(targets[["org_id", "first_day", "last_day"]], on="org_id")
+    )
+    inside = candidates[
+        (candidates["call_date"] >= candidates["first_day"])
+        & (candidates["call_date"] <= candidates["last_day"])
+    ]
+    here = inside.groupby("index")["call_date"].agg(lambda d: ", ".join(sorted(set(d))))
+    column = unreadable["column"].astype(object).copy()
+    column[here.index] = "started_at (not a readable time; it names " + here + ")"
+    column[~told & named.notna()] = "started_at (not a readable time; it names no date)"
+    reported = ~told | unreadable.index.isin(here.index)
+    return unreadable.assign(column=column)[reported][[*RECORD_KEY, "column"]]
 
 
 def interaction_record_keys(

@@ -26,8 +26,12 @@ from counts_assets.source.tables import (
     REFERRAL_COLUMNS,
     SourceTables,
 )
-from counts_assets.source.values import is_undecodable, without_control_characters
-from counts_assets.source.window import NOT_A_YEAR_BELOW, NOT_A_YEAR_FROM, read_window
+from counts_assets.source.values import (
+    as_read_text,
+    is_undecodable,
+    without_control_characters,
+)
+from counts_assets.source.window import DATE_SHAPED_GLOB, read_window
 
 # Bytes that are not UTF-8 come back as lone surrogates instead of failing the whole read, so
 # the record holding them can be left out alone (see values.is_undecodable).
@@ -110,12 +114,38 @@ def check_source_schema(engine: sa.Engine) -> bool:
     return native
 
 
+def _date_shaped(started: sa.ColumnElement, dialect: str) -> sa.ColumnElement[bool]:
+    """Text that starts with a date written YYYY-MM-DD."""
+    if dialect == "sqlite":
+        return started.op("GLOB")(DATE_SHAPED_GLOB)
+    digit = list("0123456789")
+    return sa.and_(
+        *(sa.func.substr(started, i, 1).in_(digit) for i in (1, 2, 3, 4, 6, 7, 9, 10)),
+        *(sa.func.substr(started, i, 1) == "-" for i in (5, 8)),
+    )
+
+
+def _read_with_every_range(started: sa.ColumnElement, dialect: str) -> sa.ColumnElement[bool]:
+    """NULL, and every value that is not text starting with YYYY-MM-DD (a SQLite cell may hold
+    a number or bytes whatever the column's type)."""
+    if dialect == "sqlite":
+        return sa.or_(sa.func.typeof(started) != "text", sa.not_(_date_shaped(started, dialect)))
+    return sa.or_(started.is_(None), sa.not_(_date_shaped(started, dialect)))
+
+
 def _windows(
-    records: sa.TableClause, org_id: str, first: dt.date, last: dt.date, native: bool
+    records: sa.TableClause,
+    org_id: str,
+    first: dt.date,
+    last: dt.date,
+    native: bool,
+    dialect: str,
 ) -> list[sa.ColumnElement[bool]]:
-    """One condition per index range: the window, plus NULL and (for text) values that cannot
-    start with a year. Each is queried on its own (UNION ALL): an OR of them would make SQLite
-    read every record of the org."""
+    """One condition per index range, queried on their own (UNION ALL: an OR of them would make
+    SQLite read every record of the org), and disjoint, so no record is read twice. Text
+    timestamps: the window's dates written YYYY-MM-DD, plus the org's values in any other form
+    (read with every range so that none is silently gone: they are few, and the scan of the
+    org's part of the index that finds them reads the index only)."""
     low, high = read_window(first, last)
     started = records.c.started_at
     if native:
@@ -124,10 +154,8 @@ def _windows(
         ranges = [sa.and_(started >= low_bound, started < high_bound), started.is_(None)]
     else:
         ranges = [
-            sa.and_(started >= low, started < high),
-            started.is_(None),
-            started < NOT_A_YEAR_BELOW,
-            started >= NOT_A_YEAR_FROM,
+            sa.and_(started >= low, started < high, _date_shaped(started, dialect)),
+            _read_with_every_range(started, dialect),
         ]
     return [sa.and_(records.c.org_id == org_id, condition) for condition in ranges]
 
@@ -148,7 +176,7 @@ class SourceStore:
         """Everything one organization's files of Call Dates first..last need."""
         native = self.native_timestamps()
         records = _table("contact_records")
-        windows = _windows(records, org.id, first, last, native)
+        windows = _windows(records, org.id, first, last, native, self.engine.dialect.name)
         record_rows = sa.union_all(*(sa.select(*records.c).where(w) for w in windows))
         numbers = sa.union_all(*(sa.select(records.c.call_report_num).where(w) for w in windows))
 
@@ -187,21 +215,22 @@ class SourceStore:
 
 
 def used_questions(stored: Sequence[object], org: Organization) -> list[str]:
-    """The stored question texts, exactly as stored, that name a question the organization
-    uses (its interaction filter and demographics), by the contract's matching rule."""
+    """The stored question texts, exactly as stored (bytes too), that name a question the
+    organization uses (its interaction filter and demographics), by the contract's matching rule."""
     keys = org.used_question_keys()
-    texts = pd.Series([q for q in stored if isinstance(q, str)], dtype=object)
-    if texts.empty:
+    values = pd.Series([q for q in stored if isinstance(q, str | bytes)], dtype=object)
+    if values.empty:
         return []
-    readable = texts[~is_undecodable(texts)]
-    cleaned, _ = without_control_characters(readable)
-    return readable[cleaned.map(normalize_text).isin(keys)].tolist()
+    texts = as_read_text(values.to_frame())[0]
+    readable = ~is_undecodable(texts)
+    cleaned, _ = without_control_characters(texts[readable])
+    return values[readable][cleaned.map(normalize_text).isin(keys)].tolist()
 
 
 def _frame(connection: sa.Connection, query: sa.Executable, columns: list[str]) -> pd.DataFrame:
     # The driver's plain tuples: building a Row object per row costs as much as the read.
     rows = connection.execute(query).cursor.fetchall()
-    return pd.DataFrame(rows, columns=columns, dtype=object)
+    return as_read_text(pd.DataFrame(rows, columns=columns, dtype=object))
 
 
 def read_source(

@@ -22,6 +22,38 @@ READ_VALUES = {
 }
 
 
+# What pandas calls a column that cannot hold bytes: the common case, checked in one pass.
+_WITHOUT_BYTES = {
+    "string",
+    "empty",
+    "integer",
+    "floating",
+    "mixed-integer-float",
+    "boolean",
+    "decimal",
+    "datetime",
+    "datetime64",
+    "date",
+    "time",
+}
+
+
+def _as_text_if_bytes(value: object) -> object:
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value).decode("utf-8", errors="surrogateescape")
+    return value
+
+
+def as_read_text(frame: pd.DataFrame) -> pd.DataFrame:
+    """Bytes (a BLOB, a bytea) read as text: valid UTF-8 becomes its text, and bytes that are
+    not keep them as lone surrogates, so the record is left out and reported like any value
+    that cannot be decoded. Columns holding only text, numbers or NULL are left as they are."""
+    for column in frame.columns:
+        if pd.api.types.infer_dtype(frame[column], skipna=True) not in _WITHOUT_BYTES:
+            frame[column] = frame[column].map(_as_text_if_bytes)
+    return frame
+
+
 def _contains(values: pd.Series, pattern: str) -> pd.Series:
     """Which text cells match; other cells (numbers, dates, NULL) never do."""
     try:

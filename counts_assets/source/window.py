@@ -13,12 +13,12 @@ import pandas as pd
 # Date is decided later, in the organization's zone.
 MARGIN = dt.timedelta(days=2)
 
-# Text started_at values that cannot start with a year since 1900 (blank-led, day- or
-# month-first dates, words) are read with every range, so that blank-led ones are read and the
-# others reported. Only a value that starts like a year and is not ISO 8601 ("2026/10/15") is
-# reported just when it falls in the range's text bounds.
-NOT_A_YEAR_BELOW = "1900"
-NOT_A_YEAR_FROM = ":"
+# Text started_at values are read by range only when they start with a date written
+# YYYY-MM-DD, the only form whose text sorts like time. Every other value (blank-led, other
+# separators, other orders, a number or bytes) is read with every range of its organization, so
+# that it is reported or, when it is readable after all (" 2026-10-15T12:00:00"), included.
+DATE_SHAPED = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}"
+DATE_SHAPED_GLOB = "[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*"
 
 
 def read_window(first: dt.date, last: dt.date) -> tuple[str, str]:
@@ -42,5 +42,5 @@ def in_read_window(started_at: pd.Series, first_day: pd.Series, last_day: pd.Ser
     is_text = text.map(lambda v: isinstance(v, str)).astype(bool)
     stored = text.where(is_text, "")
     in_range = (stored >= first.dt.strftime("%Y-%m-%d")) & (stored < high.dt.strftime("%Y-%m-%d"))
-    not_a_year = (stored < NOT_A_YEAR_BELOW) | (stored >= NOT_A_YEAR_FROM)
-    return ~is_text | in_range | not_a_year
+    date_shaped = stored.str.contains(DATE_SHAPED, regex=True).astype(bool)
+    return ~is_text | in_range | ~date_shaped
