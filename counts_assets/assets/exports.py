@@ -378,7 +378,8 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
             for line in lines
         ]
         if problems:
-            # Validation and configuration fail the same way again; a disk error may pass.
+            # Validation, configuration and a path taken by something else fail the same way
+            # again; a full disk may pass.
             may_pass = any(f.retryable for f in outcome.files.values())
             raise dg.Failure(
                 description="Not published (the previous files stay):\n" + "\n".join(problems),

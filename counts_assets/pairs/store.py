@@ -14,6 +14,7 @@ recorded is still vouched for by its journal and can be recorded by the next loo
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import functools
 import hashlib
@@ -31,6 +32,69 @@ KINDS = ("needs", "summary")
 
 class PairPathError(OSError):
     """A pair's folder or file path is taken by something that is not a regular file."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(reason)
+        self.filename = str(path)
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.args[0]}"
+
+
+@dataclass(frozen=True)
+class DiskFailure:
+    """What a file system error on a pair means: the path, what happened in words, and whether
+    a later try may succeed."""
+
+    path: str
+    reason: str
+    may_pass: bool
+
+
+def disk_failure(exc: OSError) -> DiskFailure:
+    """A full disk or an I/O error may pass; a path taken by something else, a refusal or a
+    read-only file system stays until someone fixes it."""
+    path = str(exc.filename) if exc.filename is not None else "(no path)"
+    if isinstance(exc, PairPathError):
+        return DiskFailure(path, exc.args[0], False)
+    if isinstance(exc, IsADirectoryError):
+        # A rename onto a folder names the folder second.
+        return DiskFailure(str(exc.filename2 or path), "it is a folder where a file must be", False)
+    if isinstance(exc, NotADirectoryError):
+        return DiskFailure(
+            str(_file_in_the_way(Path(path))), "it exists and is not a folder", False
+        )
+    if isinstance(exc, FileExistsError):
+        return DiskFailure(path, "it exists and is not a folder", False)
+    if isinstance(exc, PermissionError):
+        return DiskFailure(path, "permission denied", False)
+    if exc.errno == errno.EROFS:
+        return DiskFailure(path, "the file system is read-only", False)
+    if exc.errno == errno.ENOSPC:
+        return DiskFailure(path, f"the disk is full ({exc.strerror})", True)
+    if exc.errno == errno.EDQUOT:
+        return DiskFailure(path, f"the disk quota is used up ({exc.strerror})", True)
+    return DiskFailure(path, f"the file system failed ({exc.strerror or type(exc).__name__})", True)
+
+
+def _file_in_the_way(path: Path) -> Path:
+    """The first part of `path` that exists and is not a folder (what "not a directory" is
+    about), or `path` itself."""
+    for part in (*reversed(path.parents), path):
+        if part.exists() and not part.is_dir():
+            return part
+    return path
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """OSErrors raised here name `path`: a write or a sync does not name its file."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = str(path)
+        raise
 
 
 @dataclass(frozen=True)
@@ -103,7 +167,7 @@ class PairHandle:
         """{kind: (bytes, data rows)}: both written and synced, journalled, then renamed."""
         for path in self.paths.values():
             if path.exists() and not path.is_file():
-                raise PairPathError(f"{path} exists and is not a regular file")
+                raise PairPathError(path, "it exists and is not a regular file")
         journalled = False
         try:
             for kind, temp in self._temps.items():
@@ -113,7 +177,8 @@ class PairHandle:
             _write_synced(staged, json.dumps(version.__dict__).encode())
             os.replace(staged, self._journal)
             journalled = True
-            _sync(self.book)
+            with _naming(self.book):
+                _sync(self.book)
         except OSError:
             for temp in (*self._temps.values(), self._journal.with_suffix(".journal.part")):
                 temp.unlink(missing_ok=True)
@@ -124,7 +189,8 @@ class PairHandle:
             raise
         for kind in KINDS:
             os.replace(self._temps[kind], self.paths[kind])
-        _sync(self.folder)
+        with _naming(self.folder):
+            _sync(self.folder)
         self.journal = version
         return [
             PublishedFile(kind, self.paths[kind], len(content), sha256(content), rows)
@@ -135,7 +201,7 @@ class PairHandle:
         contents = {}
         for kind, path in self.paths.items():
             if not path.is_file():
-                raise PairPathError(f"{path} is missing or not a regular file")
+                raise PairPathError(path, "it is missing or not a regular file")
             contents[kind] = path.read_bytes()
         return PairBytes(dict(self.paths), contents, self.journal)
 
@@ -158,13 +224,12 @@ class PairStore:
         (`wait=False`) raises BlockingIOError."""
         handle = PairHandle(self, org_id, period)
         for folder in (handle.folder, handle.book):
-            if folder.exists() and not folder.is_dir():
-                raise PairPathError(f"{folder} exists and is not a folder")
-            folder.mkdir(parents=True, exist_ok=True)
+            _folder(folder)
         with open(handle.lock_path, "a+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
             try:
-                handle.repair()
+                with _naming(handle.folder):
+                    handle.repair()
                 yield handle
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
@@ -186,6 +251,12 @@ def _read_journal(path: Path) -> PairVersion | None:
         return None  # no journal (or one that never finished its rename): nothing to finish
 
 
+def _folder(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise PairPathError(folder, "it exists and is not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+
+
 def _sync(folder: Path) -> None:
     fd = os.open(folder, os.O_RDONLY)
     try:
@@ -195,7 +266,7 @@ def _sync(folder: Path) -> None:
 
 
 def _write_synced(path: Path, content: bytes) -> None:
-    with open(path, "wb") as handle:
+    with _naming(path), open(path, "wb") as handle:
         handle.write(content)
         handle.flush()
         os.fsync(handle.fileno())
