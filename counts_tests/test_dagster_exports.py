@@ -11,8 +11,9 @@ from dagster._core.definitions.data_version import StaleStatus
 from dagster._utils.test.data_versions import get_stale_status_resolver
 
 from counts_assets.assets.exports import daily_exports
-from counts_assets.definitions import defs
+from counts_assets.definitions import build_defs, defs
 from counts_assets.records import latest_records
+from counts_assets.resources import OrgRegistry
 from counts_tests.golden_store import GOLDEN_DIR
 from counts_tests.platform import platform_on
 
@@ -240,4 +241,18 @@ def test_a_path_taken_by_something_else_fails_the_pair_once_naming_path_and_rule
     message = step_failure(platform.first_attempt("daily_export_job", "2026-03-08|testorg"))
     assert f"testorg 2026-03-08: {path}: not published, {what}; the previous pair stays" in (
         message
+    )
+
+
+def test_an_unexpected_error_in_an_export_fails_once_naming_its_kind(platform):
+    """What a bug looks like to the step: an error no retry can pass (here a registry whose
+    first date is not a date)."""
+    platform.resources["org_registry"] = OrgRegistry(
+        orgs_dir=str(platform.orgs_dir), first_date="2025-02-30"
+    )
+    platform.defs = build_defs(platform.resources)
+    message = step_failure(platform.first_attempt("daily_export_job", "2026-03-08|testorg"))
+    assert message == (
+        "The export stopped: an unexpected error (ValueError); it would fail the same way: not "
+        "retried. Pairs recorded before it stay published."
     )
