@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import threading
 import time
 
@@ -242,3 +243,28 @@ def test_a_refused_second_rename_says_the_recipient_holds_a_mixed_pair(tmp_path)
     assert "holds the new needs file beside the previous summary file" in str(error.value)
     assert error.value.transient is False
     assert every_file(outbox) == ["gateway211/needs.csv"]  # no temporary file left
+
+
+def test_a_server_that_never_answers_is_named_with_the_time_waited_and_retried(
+    sftp_server, tmp_path
+):
+    """A port that accepts connections (the kernel does it) and never says a word."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        known = tmp_path / "known_hosts"
+        known.write_text(
+            f"[127.0.0.1]:{port} {' '.join(sftp_server.host_public_key.split()[:2])}\n"
+        )
+        logged: list[str] = []
+        with pytest.raises(DeliveryError) as error:
+            deliver_with_retries(
+                sftp_target(sftp_server, "/incoming", known_hosts=known, port=port, timeout=1),
+                "gateway211",
+                NAME,
+                CONTENT,
+                RetryPolicy(attempts=2, first_delay=0.01, max_delay=0.01),
+                log=logged.append,
+            )
+    said = f"127.0.0.1:{port} accepted the connection but gave no SSH answer within 1 second"
+    assert error.value.transient and said in str(error.value)
+    assert len(logged) == 1 and said in logged[0]  # retried: it may answer later

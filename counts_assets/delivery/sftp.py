@@ -9,6 +9,7 @@ import hashlib
 import os
 import posixpath
 import stat
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from counts_assets.delivery.targets import (
     HalfRenamed,
     Receipt,
     contained_path,
+    in_words,
     temporary_name,
 )
 
@@ -80,23 +82,44 @@ class SftpTarget:
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         try:
             with _translated_errors(s):
-                client.connect(
-                    s.host,
-                    port=s.port,
-                    username=s.user,
-                    key_filename=s.key_file,
-                    look_for_keys=False,
-                    allow_agent=False,
-                    timeout=s.timeout,
-                    banner_timeout=s.timeout,
-                    auth_timeout=s.timeout,
-                    channel_timeout=s.timeout,
-                )
+                started = time.monotonic()
+                try:
+                    client.connect(
+                        s.host,
+                        port=s.port,
+                        username=s.user,
+                        key_filename=s.key_file,
+                        look_for_keys=False,
+                        allow_agent=False,
+                        timeout=s.timeout,
+                        banner_timeout=s.timeout,
+                        auth_timeout=s.timeout,
+                        channel_timeout=s.timeout,
+                    )
+                except paramiko.SSHException as exc:
+                    # A server that accepts the connection and never answers leaves paramiko
+                    # waiting out the timeout, then saying only that there is no session.
+                    if time.monotonic() - started >= s.timeout and not _handshake_done(client):
+                        raise DeliveryError(
+                            f"{s.host}:{s.port} accepted the connection but gave no SSH answer "
+                            f"within {s.timeout:g} second{'' if s.timeout == 1 else 's'}: the "
+                            "server is overloaded or hung, or that port is not its SSH service",
+                            transient=True,
+                        ) from exc
+                    raise
                 sftp = client.open_sftp()
                 sftp.get_channel().settimeout(s.timeout)
             yield SftpConnection(s, sftp)
         finally:
             client.close()
+
+
+def _handshake_done(client: paramiko.SSHClient) -> bool:
+    transport = client.get_transport()
+    try:
+        return transport is not None and transport.get_remote_server_key() is not None
+    except paramiko.SSHException:
+        return False  # no key exchange finished
 
 
 @contextmanager
@@ -125,14 +148,16 @@ def _translated_errors(s: SftpSettings) -> Iterator[None]:
                 f"COUNTS_SFTP_KNOWN_HOSTS ({s.known_hosts}); unknown keys are refused",
                 transient=False,
             ) from exc
-        raise DeliveryError(f"SSH failure talking to {s.host}:{s.port}: {exc}", True) from exc
+        raise DeliveryError(
+            f"SSH failure talking to {s.host}:{s.port}: {in_words(exc)}", True
+        ) from exc
     except (
         TimeoutError,
         ConnectionError,
         EOFError,
         paramiko.ssh_exception.NoValidConnectionsError,
     ) as exc:
-        raise DeliveryError(f"{s.host}:{s.port} unreachable: {exc!r}", True) from exc
+        raise DeliveryError(f"{s.host}:{s.port} unreachable ({in_words(exc)})", True) from exc
     except OSError as exc:
         where = exc.filename or s.base
         if exc.errno in _PERMANENT_ERRNOS:

@@ -83,6 +83,19 @@ class HalfRenamed(DeliveryError):
         )
 
 
+def in_words(exc: BaseException) -> str:
+    """What an error says, without Python's decoration (error numbers, quotes, class names)."""
+    # paramiko's "no valid connections" wraps one error per address tried.
+    wrapped = getattr(exc, "errors", None)
+    if isinstance(wrapped, dict) and wrapped:
+        exc = next(iter(wrapped.values()))
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    if isinstance(exc, EOFError):
+        return "the connection was closed"
+    return str(exc) or type(exc).__name__
+
+
 def temporary_name(name: str) -> str:
     """One fixed temporary name per file, so the next upload overwrites a leftover of a broken
     one without listing the folder (at most one delivery run per org is running)."""
