@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import socket
@@ -50,13 +51,13 @@ def test_new_content_replaces_the_remote_file(sftp_server, sftp_base):
     assert every_file(sftp_base) == [f"gateway211/{NAME}"]
 
 
-def _refused(target, sleeps):
+def _refused(target, sleeps, content=CONTENT):
     with pytest.raises(DeliveryError) as error:
         deliver_with_retries(
             target,
             "gateway211",
             NAME,
-            CONTENT,
+            content,
             RetryPolicy(5, 0.01, 0.01),
             log=lambda m: None,
             sleep=sleeps.append,
@@ -268,3 +269,27 @@ def test_a_server_that_never_answers_is_named_with_the_time_waited_and_retried(
     said = f"127.0.0.1:{port} accepted the connection but gave no SSH answer within 1 second"
     assert error.value.transient and said in str(error.value)
     assert len(logged) == 1 and said in logged[0]  # retried: it may answer later
+
+
+@pytest.fixture
+def tiny_folder(sftp_base):
+    """A 64 KiB file system inside the base: the server's disk."""
+    with tmpfs(sftp_base / "gateway211", "size=64k") as folder:
+        yield folder
+
+
+@pytest.mark.parametrize("already_full", [False, True], ids=["fills up", "already full"])
+def test_a_full_server_disk_is_a_permanent_error_naming_the_path(
+    sftp_server, sftp_base, tiny_folder, already_full
+):
+    """OpenSSH answers a write on a full disk with a bare "Failure", and paramiko drops the
+    answers to pipelined writes: what shows is a file shorter than what was sent."""
+    content = os.urandom(200_000)  # more than the disk holds
+    if already_full:
+        with contextlib.suppress(OSError), open(tiny_folder / "filler", "wb") as handle:
+            handle.write(b"x" * 200_000)
+        content = CONTENT
+    message = _refused(sftp_target(sftp_server, sftp_base), [], content)
+    assert f"the server could not write {tiny_folder}/.{NAME}.part: its disk is full" in message
+    assert not [f for f in every_file(sftp_base) if f.endswith(".part")]
+    assert not (tiny_folder / NAME).exists()

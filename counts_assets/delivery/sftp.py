@@ -162,17 +162,17 @@ def _translated_errors(s: SftpSettings) -> Iterator[None]:
         where = exc.filename or s.base
         if exc.errno in _PERMANENT_ERRNOS:
             raise DeliveryError(
-                f"the server refused to write {where} ({exc.strerror or exc}): check that "
-                f"{s.base} exists and that {s.user!r} may write under it",
+                f"the server refused to write {where} ({in_words(exc)}): check that "
+                f"{s.base} exists and that {s.user} may write under it",
                 transient=False,
             ) from exc
         if _FAILURE in (str(exc), *map(str, exc.args)):
             raise DeliveryError(
-                f"the server could not write {where}: its folder is read-only or its disk "
-                f"is full; fix the server's storage under {s.base}",
+                f"the server could not write {where}: its disk is full or its folder is "
+                f"read-only; make room or fix the server's storage under {s.base}",
                 transient=False,
             ) from exc
-        raise DeliveryError(f"{s.host}:{s.port}: {exc!r}", transient=True) from exc
+        raise DeliveryError(f"{s.host}:{s.port}: {where}: {in_words(exc)}", True) from exc
 
 
 class SftpConnection:
@@ -189,13 +189,23 @@ class SftpConnection:
             self._folders.add(folder)
 
     def _put_checked(self, path: str, content: bytes) -> None:
-        """Writes the file, then reads it back through the same handle (one open)."""
+        """Writes the file, then reads it back through the same handle (one open).
+
+        paramiko drops the server's answers to pipelined writes, so a write the server refused
+        (a full disk) shows only as a file shorter than what was sent. The rest is then written
+        once more, unpipelined on a new handle, so that the server says why."""
         try:
             with self.sftp.open(path, "w+b") as handle:
                 handle.set_pipelined(True)
                 handle.write(content)
                 handle.seek(0)
                 echoed = handle.read(len(content) + 1)
+            if len(echoed) < len(content) and content.startswith(echoed):
+                with self.sftp.open(path, "r+b") as handle:
+                    handle.seek(len(echoed))
+                    handle.write(content[len(echoed) :])
+                    handle.seek(0)
+                    echoed = handle.read(len(content) + 1)
         except OSError as exc:
             exc.filename = exc.filename or path
             raise
