@@ -9,6 +9,7 @@ import socket
 import threading
 import time
 
+import paramiko
 import pytest
 
 from counts_assets.delivery.resource import DeliveryConfigError, target_from_url
@@ -293,3 +294,34 @@ def test_a_full_server_disk_is_a_permanent_error_naming_the_path(
     assert f"the server could not write {tiny_folder}/.{NAME}.part: its disk is full" in message
     assert not [f for f in every_file(sftp_base) if f.endswith(".part")]
     assert not (tiny_folder / NAME).exists()
+
+
+def test_a_temporary_file_gone_before_its_rename_is_retried_not_called_a_missing_base(
+    sftp_server, sftp_base, monkeypatch
+):
+    """Something on the server takes the temporary file between its read-back and its rename
+    (here: removed from the server's disk at that moment); the real rename then fails."""
+    real_rename = paramiko.SFTPClient.posix_rename
+    taken: list[str] = []
+
+    def taken_first(self, old, new):
+        if not taken:
+            os.remove(old)  # the server's folder is on this machine
+            taken.append(old)
+        return real_rename(self, old, new)
+
+    monkeypatch.setattr(paramiko.SFTPClient, "posix_rename", taken_first)
+    logged: list[str] = []
+    receipt = deliver_with_retries(
+        sftp_target(sftp_server, sftp_base),
+        "gateway211",
+        NAME,
+        CONTENT,
+        RetryPolicy(attempts=3, first_delay=0.01, max_delay=0.01),
+        log=logged.append,
+    )
+    (said,) = logged
+    assert f"{taken[0]} was moved or removed on the server before it could be renamed" in said
+    assert "check that" not in said  # not a missing base folder
+    assert every_file(sftp_base) == [f"gateway211/{NAME}"]
+    assert receipt.sha256 == hashlib.sha256(CONTENT).hexdigest()

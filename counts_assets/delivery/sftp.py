@@ -235,12 +235,24 @@ class SftpConnection:
                 except Exception as exc:
                     for leftover, _, _ in staged:
                         _try_remove(self.sftp, leftover)
+                    # Our own temporary file, written and read back a moment ago, is gone: not
+                    # a missing base folder, and the next attempt writes it again.
+                    gone = isinstance(exc, FileNotFoundError)
+                    reason = (
+                        f"{temp} was moved or removed on the server before it could be renamed"
+                        if gone
+                        else in_words(exc)
+                    )
                     if not renamed:
+                        if gone:
+                            raise DeliveryError(f"{final} not delivered: {reason}", True) from exc
                         raise
                     # A dropped connection may pass; a refusal by the server will not.
-                    transient = not isinstance(exc, OSError) or str(exc) == "Socket is closed"
+                    transient = (
+                        gone or not isinstance(exc, OSError) or str(exc) == "Socket is closed"
+                    )
                     name = posixpath.basename(final)
-                    raise HalfRenamed(renamed, name, exc, transient=transient) from exc
+                    raise HalfRenamed(renamed, name, reason, transient=transient) from exc
                 renamed.append(posixpath.basename(final))
         return [
             Receipt(

@@ -74,9 +74,9 @@ class HalfRenamed(DeliveryError):
     """The connection or the target failed between the renames of a pair: the recipient holds
     the new File 2 beside the previous File 1 until the pair is delivered again."""
 
-    def __init__(self, renamed: list[str], failed: str, cause: Exception, transient: bool) -> None:
+    def __init__(self, renamed: list[str], failed: str, reason: str, transient: bool) -> None:
         super().__init__(
-            f"{failed} could not be renamed into place ({cause}) after {', '.join(renamed)} "
+            f"{failed} could not be renamed into place ({reason}) after {', '.join(renamed)} "
             "was: the recipient now holds the new needs file beside the previous summary file "
             "until this pair is delivered again (it stays pending)",
             transient=transient,
@@ -145,7 +145,9 @@ class OutboxTarget:
         except OSError as exc:
             for temp in temps:
                 temp.unlink(missing_ok=True)
-            raise DeliveryError(f"cannot write under {self.base}: {exc}", transient=False) from exc
+            raise DeliveryError(
+                f"cannot write {exc.filename or self.base}: {in_words(exc)}", transient=False
+            ) from exc
         renamed: list[str] = []
         for temp, final, _ in staged:
             try:
@@ -154,7 +156,7 @@ class OutboxTarget:
                 for leftover in temps:
                     leftover.unlink(missing_ok=True)
                 if renamed:
-                    raise HalfRenamed(renamed, final.name, exc, transient=False) from exc
-                raise DeliveryError(f"cannot write {final}: {exc}", transient=False) from exc
+                    raise HalfRenamed(renamed, final.name, in_words(exc), transient=False) from exc
+                raise DeliveryError(f"cannot write {final}: {in_words(exc)}", False) from exc
             renamed.append(final.name)
         return [receipt for _, _, receipt in staged]
