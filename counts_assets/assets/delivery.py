@@ -7,6 +7,7 @@ refused). They are recorded by `delivery_job`, which `delivery_sensor` launches 
 many pending pairs: one connection, each pair re-read under its lock, all pairs re-validated in
 one pass, each sent as a pair and recorded as soon as it is delivered."""
 
+import contextlib
 import datetime as dt
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ from counts_assets.delivery.retry import send_batch
 from counts_assets.delivery.targets import DeliveryError
 from counts_assets.exports.periods import period_bounds
 from counts_assets.orgs.models import Organization
-from counts_assets.pairs.store import PairBytes, PairStore, PairVersion
+from counts_assets.pairs.store import PairBytes, PairStore, PairVersion, disk_failure
 from counts_assets.partitions import partition_key
 from counts_assets.records import latest_records, metadata_of
 from counts_assets.resources import ExportFiles, OrgRegistry
@@ -234,6 +235,32 @@ def deliver_pairs(
     org = org_registry.load().orgs.get(config.org_id)
     if org is None:
         raise dg.Failure(f"{config.org_id} has no valid organization file: nothing is delivered")
+    store = PairStore(export_files.root)
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(store.delivering(org.id))
+        except BlockingIOError as exc:
+            raise dg.Failure(
+                f"another delivery run for {org.id} is in progress (it holds {exc.filename}): "
+                "this run sent nothing; the pairs stay pending and are requested again",
+            ) from exc
+        except OSError as exc:
+            failure = disk_failure(exc)
+            raise dg.Failure(
+                f"{org.id}: nothing delivered, its delivery lock cannot be taken: "
+                f"{failure.path}: {failure.reason}"
+            ) from exc
+        _deliver(context, config, org, delivery, store)
+
+
+def _deliver(
+    context: dg.OpExecutionContext,
+    config: DeliveryBatch,
+    org: Organization,
+    delivery: DeliveryResource,
+    store: PairStore,
+) -> None:
+    """The run's pairs, under the org's delivery lock."""
     jobs = _pair_jobs(config, org)
     previous = _latest_observations(context, jobs)
     blocked = org.delivery_blocked(dt.datetime.now(dt.UTC))
@@ -245,7 +272,6 @@ def deliver_pairs(
 
     place = delivery.place(org.remote_dir)
     _load_versions(context.instance, jobs)
-    store = PairStore(export_files.root)
     refused: list[str] = []
     to_check = []
     for job in jobs:

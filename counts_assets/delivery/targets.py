@@ -98,7 +98,8 @@ def in_words(exc: BaseException) -> str:
 
 def temporary_name(name: str) -> str:
     """One fixed temporary name per file, so the next upload overwrites a leftover of a broken
-    one without listing the folder (at most one delivery run per org is running)."""
+    one without listing the folder (a delivery run holds its org's delivery lock, so no two
+    runs send one org's files at once)."""
     return f".{name}.part"
 
 

@@ -234,6 +234,21 @@ class PairStore:
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
+    @contextlib.contextmanager
+    def delivering(self, org_id: str) -> Iterator[Path]:
+        """The org's delivery lock, held by a delivery run for the whole run: two runs would
+        send the org's files under the same temporary names on the server, one renaming the
+        other's away. Raises BlockingIOError at once when another run holds it."""
+        book = self.root / ".pairs" / org_id
+        _folder(book)
+        path = book / "delivery.lock"
+        with _naming(path):
+            lock = open(path, "a+b")  # noqa: SIM115 - held until the run ends, closed below
+        with lock:
+            with _naming(path):
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            yield path
+
     def journalled(self, org_ids: Iterable[str]) -> Iterator[tuple[str, str, str]]:
         """(org_id, cadence, period) of every pair of these orgs with a journal on disk: a
         publish in progress, or one whose run ended before recording it."""
