@@ -5,6 +5,7 @@ Each case counts what the recipient got: lost, duplicated, mixed."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import threading
 import time
@@ -20,6 +21,7 @@ from counts_assets.pairs.store import PairStore
 from counts_assets.sensors.delivery import delivery_sensor
 from counts_assets.status import fleet_health
 from counts_tests.golden_store import OTHER_ORG_YAML
+from counts_tests.mounts import tmpfs
 from counts_tests.platform import platform_on
 from counts_tests.tcp_proxy import HoldingProxy
 
@@ -559,3 +561,42 @@ def test_a_second_delivery_run_for_an_org_fails_at_once_while_the_first_sends(
             assert remote_files(sftp_base) == local_files(platform)
             assert mixed_pairs(sftp_base) == 0
             assert tick(platform) == []
+
+
+def test_a_full_server_disk_fails_the_run_at_once_naming_org_period_and_path(sftp_platform):
+    platform, base = sftp_platform
+    assert platform.run("daily_export_job", DAY).success
+    with tmpfs(base / "testorg", "size=64k") as folder:
+        with contextlib.suppress(OSError), open(folder / "filler", "wb") as handle:
+            handle.write(b"x" * 100_000)  # the server's disk is full
+        (request,) = tick(platform)
+        (result,) = deliver(platform, [request], succeed=False)
+    place = platform.resources["delivery"].place("testorg")
+    temp = f"{folder}/.testorg_daily_2026-03-08_needs.csv.part"
+    assert step_failure(result) == (
+        "testorg: 0 pairs delivered, 1 not; they stay pending and are requested again.\n"
+        f"testorg 2026-03-08 to {place}: the server could not write {temp}: its disk is full "
+        f"or its folder is read-only; make room or fix the server's storage under {base}"
+    )
+    logged = [e.user_message for e in platform.instance.all_logs(result.run_id)]
+    assert not [m for m in logged if "retrying in" in m]  # permanent: not retried
+    (failed,) = events(platform, "daily_delivery", DAY, observations=True)
+    assert failed["status"] == "failed" and "its disk is full" in failed["reason"]
+
+
+def test_a_pair_that_cannot_be_read_is_refused_naming_org_period_path_and_what_happened(
+    sftp_platform,
+):
+    platform, base = sftp_platform
+    assert platform.run("daily_export_job", DAY).success
+    needs = platform.export_dir / "testorg/daily/testorg_daily_2026-03-08_needs.csv"
+    needs.unlink()
+    needs.mkdir()  # a folder where File 2 was
+    (request,) = tick(platform)
+    (result,) = deliver(platform, [request], succeed=False)
+    assert step_failure(result) == (
+        "testorg: 1 pairs refused, never sent:\n"
+        f"testorg 2026-03-08: {needs}: the pair cannot be read, it is missing or not a regular "
+        "file; make the period again to publish it anew"
+    )
+    assert remote_files(base) == {}

@@ -142,7 +142,7 @@ def _record_recovered(context, job: PairJob, disk: PairBytes) -> None:
 
 def _refuse(context, job: PairJob, reason: str, previous: dict, **extra) -> str:
     _observe(context, job, "refused", reason, previous, **extra)
-    return f"{job.partition}: {reason}"
+    return f"{job.org_id} {job.period}: {reason}"
 
 
 def _read_verified(context, store: PairStore, job: PairJob, previous: dict) -> str | None:
@@ -163,7 +163,11 @@ def _read_verified(context, store: PairStore, job: PairJob, previous: dict) -> s
                 newest = published_versions(context.instance, job.cadence, [job.partition])
                 job.published = newest.get(job.partition, job.published)
     except OSError as exc:
-        reason = f"cannot read the pair: {exc}; make the period again to publish it anew"
+        failure = disk_failure(exc)
+        reason = (
+            f"{failure.path}: the pair cannot be read, {failure.reason}; make the period again "
+            "to publish it anew"
+        )
         return _refuse(context, job, reason, previous)
     found, expected = job.disk.version, job.published
     for kind in ("summary", "needs"):
@@ -308,9 +312,11 @@ def _deliver(
         waiting = sendable[sent:]
         for job in waiting:
             _observe(context, job, "failed", str(exc), previous)
+        # The pair being sent when it failed (none when closing the connection failed).
+        where = f"{config.org_id} {waiting[0].period} to {place}: " if waiting else ""
         raise dg.Failure(
-            f"{config.org_id}: {sent} pairs delivered, {len(waiting)} not: {exc}. They stay "
-            "pending and are requested again.",
+            f"{config.org_id}: {sent} pairs delivered, {len(waiting)} not; they stay pending "
+            f"and are requested again.\n{where}{exc}",
             metadata={"delivered": sent, "pending": len(waiting)},
         ) from exc
     context.log.info(f"{config.org_id}: {sent} pairs delivered to {place}")
