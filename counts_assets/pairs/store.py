@@ -9,7 +9,9 @@ SHA-256s, then renames File 2 and File 1 into place. Whoever takes the lock next
 left by a publish that was cut short and finishes it (the temporary files were complete before
 the journal existed), or, without a journal, removes temporary files that never made it. The
 journal stays until the caller has recorded the publish, so a pair on disk that was never
-recorded is still vouched for by its journal and can be recorded by the next look."""
+recorded is still vouched for by its journal and can be recorded by the next look. A delivery
+run also holds its organization's delivery lock from start to end. An error names the path it
+is about and says in words what happened."""
 
 from __future__ import annotations
 
@@ -177,8 +179,7 @@ class PairHandle:
             _write_synced(staged, json.dumps(version.__dict__).encode())
             os.replace(staged, self._journal)
             journalled = True
-            with _naming(self.book):
-                _sync(self.book)
+            _sync(self.book)
         except OSError:
             for temp in (*self._temps.values(), self._journal.with_suffix(".journal.part")):
                 temp.unlink(missing_ok=True)
@@ -189,8 +190,7 @@ class PairHandle:
             raise
         for kind in KINDS:
             os.replace(self._temps[kind], self.paths[kind])
-        with _naming(self.folder):
-            _sync(self.folder)
+        _sync(self.folder)
         self.journal = version
         return [
             PublishedFile(kind, self.paths[kind], len(content), sha256(content), rows)
@@ -228,8 +228,7 @@ class PairStore:
         with open(handle.lock_path, "a+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
             try:
-                with _naming(handle.folder):
-                    handle.repair()
+                handle.repair()
                 yield handle
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
@@ -242,10 +241,9 @@ class PairStore:
         book = self.root / ".pairs" / org_id
         _folder(book)
         path = book / "delivery.lock"
-        with _naming(path):
-            lock = open(path, "a+b")  # noqa: SIM115 - held until the run ends, closed below
-        with lock:
-            with _naming(path):
+        with contextlib.ExitStack() as held:
+            with _naming(path):  # only taking the lock: the run's own errors are its own
+                lock = held.enter_context(open(path, "a+b"))
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             yield path
 
@@ -273,11 +271,12 @@ def _folder(folder: Path) -> None:
 
 
 def _sync(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with _naming(folder):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _write_synced(path: Path, content: bytes) -> None:
