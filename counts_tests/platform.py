@@ -4,6 +4,9 @@ target, and a real Dagster instance in a temporary DAGSTER_HOME."""
 from __future__ import annotations
 
 import shutil
+import threading
+import time
+import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +51,35 @@ class Platform:
             tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
             raise_on_error=False,
         )
+
+    def first_attempt(self, job_name: str, partition: str, timeout: float = 120) -> list:
+        """The step events of a run up to its step's first end: success, failure, or a request
+        to be retried. A retry waits a minute or more before it starts; the run is left to it
+        in the background rather than waited for."""
+        run_id = str(uuid.uuid4())
+        job = self.defs.resolve_job_def(job_name)
+        run = threading.Thread(
+            target=job.execute_in_process,
+            kwargs={
+                "instance": self.instance,
+                "partition_key": partition,
+                "raise_on_error": False,
+                "run_id": run_id,
+            },
+            daemon=True,
+        )
+        run.start()
+        ends = {"STEP_SUCCESS", "STEP_FAILURE", "STEP_UP_FOR_RETRY"}
+        deadline = time.monotonic() + timeout
+        while True:
+            events = [e.dagster_event for e in self.instance.all_logs(run_id) if e.is_dagster_event]
+            if any(e.event_type_value in ends for e in events) or not run.is_alive():
+                break
+            assert time.monotonic() < deadline, f"{job_name} did not end its step in {timeout} s"
+            time.sleep(0.1)
+        if not any(e.event_type_value == "STEP_UP_FOR_RETRY" for e in events):
+            run.join(timeout)
+        return events
 
     def execute(self, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
         """Runs a sensor's RunRequest in process, as the daemon would launch it."""

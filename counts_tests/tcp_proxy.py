@@ -1,5 +1,6 @@
-"""A loopback TCP proxy that resets the first connection after a number of client bytes, to
-cut an upload in the middle."""
+"""Loopback TCP proxies for the first connection through them: one resets it after a number of
+client bytes, to cut an upload in the middle; one holds it until released, to keep a client
+waiting at a known point."""
 
 from __future__ import annotations
 
@@ -7,10 +8,11 @@ import contextlib
 import socket
 import struct
 import threading
+from typing import Self
 
 
 class ResettingProxy:
-    def __init__(self, upstream_port: int, cut_after_bytes: int) -> None:
+    def __init__(self, upstream_port: int, cut_after_bytes: int | None) -> None:
         self.upstream_port = upstream_port
         self.cut_after_bytes = cut_after_bytes
         self.connections = 0
@@ -20,7 +22,7 @@ class ResettingProxy:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._serve, daemon=True)
 
-    def __enter__(self) -> ResettingProxy:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -37,10 +39,14 @@ class ResettingProxy:
             except (TimeoutError, OSError):
                 continue
             self.connections += 1
-            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-            cut = self.cut_after_bytes if self.connections == 1 else None
-            threading.Thread(target=self._pump, args=(client, upstream, cut), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, None), daemon=True).start()
+            first = self.connections == 1
+            threading.Thread(target=self._forward, args=(client, first), daemon=True).start()
+
+    def _forward(self, client: socket.socket, first: bool) -> None:
+        upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+        cut = self.cut_after_bytes if first else None
+        threading.Thread(target=self._pump, args=(client, upstream, cut), daemon=True).start()
+        threading.Thread(target=self._pump, args=(upstream, client, None), daemon=True).start()
 
     def _pump(self, source: socket.socket, sink: socket.socket, cut: int | None) -> None:
         sent = 0
@@ -65,3 +71,20 @@ class ResettingProxy:
             for sock in (source, sink):
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
+
+
+class HoldingProxy(ResettingProxy):
+    """Accepts the first connection and forwards nothing of it until `release()`; the others
+    go through at once."""
+
+    def __init__(self, upstream_port: int) -> None:
+        super().__init__(upstream_port, cut_after_bytes=None)
+        self._released = threading.Event()
+
+    def release(self) -> None:
+        self._released.set()
+
+    def _forward(self, client: socket.socket, first: bool) -> None:
+        if first:
+            self._released.wait()
+        super()._forward(client, first)

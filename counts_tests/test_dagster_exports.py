@@ -11,8 +11,9 @@ from dagster._core.definitions.data_version import StaleStatus
 from dagster._utils.test.data_versions import get_stale_status_resolver
 
 from counts_assets.assets.exports import daily_exports
-from counts_assets.definitions import defs
+from counts_assets.definitions import build_defs, defs
 from counts_assets.records import latest_records
+from counts_assets.resources import OrgRegistry
 from counts_tests.golden_store import GOLDEN_DIR
 from counts_tests.platform import platform_on
 
@@ -206,4 +207,52 @@ def test_a_pair_that_cannot_be_written_fails_alone_and_the_run_lists_it(platform
     assert (
         needs["sha256"]
         == made["2026-03-08|otherorg"].asset_materialization.metadata["needs_sha256"].value
+    )
+
+
+def step_failure(events) -> str:
+    kinds = [e.event_type_value for e in events]
+    assert "STEP_UP_FOR_RETRY" not in kinds and "STEP_RESTARTED" not in kinds  # not retried
+    failure = next(e for e in events if e.event_type_value == "STEP_FAILURE")
+    return failure.step_failure_data.user_failure_data.description
+
+
+@pytest.mark.parametrize(
+    ("taken", "by", "what"),
+    [
+        ("testorg", "file", "it exists and is not a folder"),
+        ("testorg/daily", "file", "it exists and is not a folder"),
+        (".pairs/testorg/daily", "file", "it exists and is not a folder"),
+        (".pairs/testorg/daily/2026-03-08.lock", "folder", "it is a folder where a file must be"),
+    ],
+    ids=["org folder", "cadence folder", "locks folder", "lock"],
+)
+def test_a_path_taken_by_something_else_fails_the_pair_once_naming_path_and_rule(
+    platform, taken, by, what
+):
+    """A folder or file in the way stays there until someone moves it: retrying would only
+    delay the failure by three minutes."""
+    path = platform.export_dir / taken
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if by == "file":
+        path.write_text("in the way\n")
+    else:
+        path.mkdir()
+    message = step_failure(platform.first_attempt("daily_export_job", "2026-03-08|testorg"))
+    assert f"testorg 2026-03-08: {path}: not published, {what}; the previous pair stays" in (
+        message
+    )
+
+
+def test_an_unexpected_error_in_an_export_fails_once_naming_its_kind(platform):
+    """What a bug looks like to the step: an error no retry can pass (here a registry whose
+    first date is not a date)."""
+    platform.resources["org_registry"] = OrgRegistry(
+        orgs_dir=str(platform.orgs_dir), first_date="2025-02-30"
+    )
+    platform.defs = build_defs(platform.resources)
+    message = step_failure(platform.first_attempt("daily_export_job", "2026-03-08|testorg"))
+    assert message == (
+        "The export stopped: an unexpected error (ValueError); it would fail the same way: not "
+        "retried. Pairs recorded before it stay published."
     )

@@ -5,7 +5,9 @@ Each case counts what the recipient got: lost, duplicated, mixed."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import threading
 import time
 
 import dagster as dg
@@ -19,7 +21,9 @@ from counts_assets.pairs.store import PairStore
 from counts_assets.sensors.delivery import delivery_sensor
 from counts_assets.status import fleet_health
 from counts_tests.golden_store import OTHER_ORG_YAML
+from counts_tests.mounts import tmpfs
 from counts_tests.platform import platform_on
+from counts_tests.tcp_proxy import HoldingProxy
 
 DAY = "2026-03-08|testorg"
 SUMMARY = "testorg/testorg_daily_2026-03-08_summary.csv"
@@ -504,3 +508,95 @@ def test_the_health_view_is_an_asset_in_the_ui(sftp_platform):
     )
     health = materialization.metadata["health"].value
     assert "| otherorg | NO | - | - | - | 0 | 0 | 1 | none | in force" in health
+
+
+def step_failure(result) -> str:
+    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+    return failure.step_failure_data.user_failure_data.description
+
+
+def test_a_second_delivery_run_for_an_org_fails_at_once_while_the_first_sends(
+    tmp_path, sftp_server, sftp_base
+):
+    """Two runs for one org (a manual launch beside the sensor's) would send the same files
+    under the same temporary names. The first run is held on its way to the server (its
+    connection waits in a proxy) while the second starts: the second stops at once."""
+    with HoldingProxy(sftp_server.port) as proxy:
+        known = tmp_path / "known_hosts"
+        known.write_text(
+            f"[127.0.0.1]:{proxy.port} {' '.join(sftp_server.host_public_key.split()[:2])}\n"
+        )
+        delivery = sftp_delivery(
+            sftp_server,
+            sftp_base,
+            url=sftp_server.url(str(sftp_base), proxy.port),
+            known_hosts=str(known),
+            timeout_seconds=30,
+        )
+        with platform_on(tmp_path, delivery) as platform:
+            platform.cursor = None
+            assert platform.run(
+                "daily_export_job", "2026-03-05|testorg", "2026-03-10|testorg"
+            ).success
+            (request,) = tick(platform)
+            results: list[dg.ExecuteInProcessResult] = []
+            first = threading.Thread(target=lambda: results.append(platform.execute(request)))
+            first.start()
+            deadline = time.monotonic() + 30
+            while proxy.connections == 0:  # the first run is connecting: it holds the org
+                assert time.monotonic() < deadline and first.is_alive()
+                time.sleep(0.05)
+            (second,) = deliver(platform, [request], succeed=False)
+            proxy.release()
+            first.join(60)
+            lock = platform.export_dir / ".pairs/testorg/delivery.lock"
+            assert not second.success
+            assert step_failure(second) == (
+                f"another delivery run for testorg is in progress (it holds {lock}): this run "
+                "sent nothing; the pairs stay pending and are requested again"
+            )
+            assert [r.success for r in results] == [True]
+            assert proxy.connections == 1  # the second run never went to the server
+            # Nothing lost, nothing mixed, no temporary file left.
+            assert remote_files(sftp_base) == local_files(platform)
+            assert mixed_pairs(sftp_base) == 0
+            assert tick(platform) == []
+
+
+def test_a_full_server_disk_fails_the_run_at_once_naming_org_period_and_path(sftp_platform):
+    platform, base = sftp_platform
+    assert platform.run("daily_export_job", DAY).success
+    with tmpfs(base / "testorg", "size=64k") as folder:
+        with contextlib.suppress(OSError), open(folder / "filler", "wb") as handle:
+            handle.write(b"x" * 100_000)  # the server's disk is full
+        (request,) = tick(platform)
+        (result,) = deliver(platform, [request], succeed=False)
+    place = platform.resources["delivery"].place("testorg")
+    temp = f"{folder}/.testorg_daily_2026-03-08_needs.csv.part"
+    assert step_failure(result) == (
+        "testorg: 0 pairs delivered, 1 not; they stay pending and are requested again.\n"
+        f"testorg 2026-03-08 to {place}: the server could not write {temp}: its disk is full "
+        f"or its folder is read-only; make room or fix the server's storage under {base}"
+    )
+    logged = [e.user_message for e in platform.instance.all_logs(result.run_id)]
+    assert not [m for m in logged if "retrying in" in m]  # permanent: not retried
+    (failed,) = events(platform, "daily_delivery", DAY, observations=True)
+    assert failed["status"] == "failed" and "its disk is full" in failed["reason"]
+
+
+def test_a_pair_that_cannot_be_read_is_refused_naming_org_period_path_and_what_happened(
+    sftp_platform,
+):
+    platform, base = sftp_platform
+    assert platform.run("daily_export_job", DAY).success
+    needs = platform.export_dir / "testorg/daily/testorg_daily_2026-03-08_needs.csv"
+    needs.unlink()
+    needs.mkdir()  # a folder where File 2 was
+    (request,) = tick(platform)
+    (result,) = deliver(platform, [request], succeed=False)
+    assert step_failure(result) == (
+        "testorg: 1 pairs refused, never sent:\n"
+        f"testorg 2026-03-08: {needs}: the pair cannot be read, it is missing or not a regular "
+        "file; make the period again to publish it anew"
+    )
+    assert remote_files(base) == {}

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+import socket
 import threading
 import time
 
+import paramiko
 import pytest
 
 from counts_assets.delivery.resource import DeliveryConfigError, target_from_url
@@ -49,13 +52,13 @@ def test_new_content_replaces_the_remote_file(sftp_server, sftp_base):
     assert every_file(sftp_base) == [f"gateway211/{NAME}"]
 
 
-def _refused(target, sleeps):
+def _refused(target, sleeps, content=CONTENT):
     with pytest.raises(DeliveryError) as error:
         deliver_with_retries(
             target,
             "gateway211",
             NAME,
-            CONTENT,
+            content,
             RetryPolicy(5, 0.01, 0.01),
             log=lambda m: None,
             sleep=sleeps.append,
@@ -242,3 +245,83 @@ def test_a_refused_second_rename_says_the_recipient_holds_a_mixed_pair(tmp_path)
     assert "holds the new needs file beside the previous summary file" in str(error.value)
     assert error.value.transient is False
     assert every_file(outbox) == ["gateway211/needs.csv"]  # no temporary file left
+
+
+def test_a_server_that_never_answers_is_named_with_the_time_waited_and_retried(
+    sftp_server, tmp_path
+):
+    """A port that accepts connections (the kernel does it) and never says a word."""
+    with socket.create_server(("127.0.0.1", 0)) as silent:
+        port = silent.getsockname()[1]
+        known = tmp_path / "known_hosts"
+        known.write_text(
+            f"[127.0.0.1]:{port} {' '.join(sftp_server.host_public_key.split()[:2])}\n"
+        )
+        logged: list[str] = []
+        with pytest.raises(DeliveryError) as error:
+            deliver_with_retries(
+                sftp_target(sftp_server, "/incoming", known_hosts=known, port=port, timeout=1),
+                "gateway211",
+                NAME,
+                CONTENT,
+                RetryPolicy(attempts=2, first_delay=0.01, max_delay=0.01),
+                log=logged.append,
+            )
+    said = f"127.0.0.1:{port} accepted the connection but gave no SSH answer within 1 second"
+    assert error.value.transient and said in str(error.value)
+    assert len(logged) == 1 and said in logged[0]  # retried: it may answer later
+
+
+@pytest.fixture
+def tiny_folder(sftp_base):
+    """A 64 KiB file system inside the base: the server's disk."""
+    with tmpfs(sftp_base / "gateway211", "size=64k") as folder:
+        yield folder
+
+
+@pytest.mark.parametrize("already_full", [False, True], ids=["fills up", "already full"])
+def test_a_full_server_disk_is_a_permanent_error_naming_the_path(
+    sftp_server, sftp_base, tiny_folder, already_full
+):
+    """OpenSSH answers a write on a full disk with a bare "Failure", and paramiko drops the
+    answers to pipelined writes: what shows is a file shorter than what was sent."""
+    content = os.urandom(200_000)  # more than the disk holds
+    if already_full:
+        with contextlib.suppress(OSError), open(tiny_folder / "filler", "wb") as handle:
+            handle.write(b"x" * 200_000)
+        content = CONTENT
+    message = _refused(sftp_target(sftp_server, sftp_base), [], content)
+    assert f"the server could not write {tiny_folder}/.{NAME}.part: its disk is full" in message
+    assert not [f for f in every_file(sftp_base) if f.endswith(".part")]
+    assert not (tiny_folder / NAME).exists()
+
+
+def test_a_temporary_file_gone_before_its_rename_is_retried_not_called_a_missing_base(
+    sftp_server, sftp_base, monkeypatch
+):
+    """Something on the server takes the temporary file between its read-back and its rename
+    (here: removed from the server's disk at that moment); the real rename then fails."""
+    real_rename = paramiko.SFTPClient.posix_rename
+    taken: list[str] = []
+
+    def taken_first(self, old, new):
+        if not taken:
+            os.remove(old)  # the server's folder is on this machine
+            taken.append(old)
+        return real_rename(self, old, new)
+
+    monkeypatch.setattr(paramiko.SFTPClient, "posix_rename", taken_first)
+    logged: list[str] = []
+    receipt = deliver_with_retries(
+        sftp_target(sftp_server, sftp_base),
+        "gateway211",
+        NAME,
+        CONTENT,
+        RetryPolicy(attempts=3, first_delay=0.01, max_delay=0.01),
+        log=logged.append,
+    )
+    (said,) = logged
+    assert f"{taken[0]} was moved or removed on the server before it could be renamed" in said
+    assert "check that" not in said  # not a missing base folder
+    assert every_file(sftp_base) == [f"gateway211/{NAME}"]
+    assert receipt.sha256 == hashlib.sha256(CONTENT).hexdigest()

@@ -1,7 +1,8 @@
 """Pairs on disk: publishing survives a process killed at any instant (real SIGKILL), two
 processes publishing one pair at once never leave or show a mixed pair, and a pair that cannot
-be written fails alone, leaving the previous pair and no temporary file; a run's pairs stay
-locked and journalled until their batch is recorded."""
+be written fails alone, leaving the previous pair and no temporary file, naming the path and
+what happened, and retried only when it may pass; a run's pairs stay locked and journalled
+until their batch is recorded."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import datetime as dt
 import fcntl
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -228,3 +230,107 @@ def test_a_runs_pairs_are_published_in_batches_whose_locks_hold_until_recorded(t
 
 def on_disk_day(root: Path, day: str) -> dict[str, bytes]:
     return {k: (root / ORG / "daily" / f"{ORG}_daily_{day}_{k}.csv").read_bytes() for k in KINDS}
+
+
+def publish_one(root: Path, pair: dict[str, tuple[bytes, int]]) -> FileOutcome:
+    """One pair through a run's publish, as an export run does it."""
+    day = dt.date.fromisoformat(DAY)
+    result = FileOutcome(Target(ORG, DAY, day, day), contents=pair)
+    for _ in publish_pairs(RunOutcome(Findings.concat([]), {(ORG, DAY): result}), root):
+        pass  # nothing to record
+    return result
+
+
+def test_a_full_disk_names_the_file_it_could_not_write_and_may_pass(tiny_disk):
+    publish(tiny_disk, "old")
+    before = on_disk(tiny_disk)
+    result = publish_one(tiny_disk, {"summary": (b"x" * 40_000, 1), "needs": (b"y" * 40_000, 1)})
+    temp = tiny_disk / ORG / "daily" / f".{ORG}_daily_{DAY}_summary.csv.part"  # after File 2
+    assert result.failures == [
+        f"{temp}: not published, the disk is full (No space left on device); the previous pair "
+        "stays"
+    ]
+    assert result.retryable and not result.published  # space may come back
+    assert on_disk(tiny_disk) == before
+
+
+BOOK = Path(".pairs") / ORG / "daily"
+FOLDER = Path(ORG) / "daily"
+
+
+@pytest.mark.parametrize(
+    ("taken", "by", "what"),
+    [
+        pytest.param(
+            FOLDER / f".{ORG}_daily_{DAY}_needs.csv.part",
+            "folder",
+            "a folder where a file must be",
+            id="temporary file",
+        ),
+        pytest.param(
+            FOLDER / f"{ORG}_daily_{DAY}_summary.csv", "folder", "not a regular file", id="File 1"
+        ),
+        pytest.param(
+            BOOK / f"{DAY}.journal", "folder", "a folder where a file must be", id="journal"
+        ),
+        pytest.param(
+            BOOK / f"{DAY}.journal.part",
+            "folder",
+            "a folder where a file must be",
+            id="staged journal",
+        ),
+        pytest.param(BOOK / f"{DAY}.lock", "folder", "a folder where a file must be", id="lock"),
+        pytest.param(BOOK, "file", "not a folder", id="locks folder"),
+        pytest.param(BOOK.parent, "file", "not a folder", id="org's locks folder"),
+        pytest.param(FOLDER, "file", "not a folder", id="cadence folder"),
+        pytest.param(FOLDER.parent, "file", "not a folder", id="org folder"),
+    ],
+)
+def test_a_path_taken_by_something_else_names_it_and_is_not_retried(tmp_path, taken, by, what):
+    path = tmp_path / taken
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if by == "folder":
+        path.mkdir()
+    else:
+        path.write_text("in the way\n")
+    result = publish_one(tmp_path, contents("new"))
+    (line,) = result.failures
+    assert line.startswith(f"{path}: not published, it ") and what in line
+    assert line.endswith("; the previous pair stays")
+    assert not result.retryable  # it stays in the way until someone moves it
+    assert path.is_dir() if by == "folder" else path.read_text() == "in the way\n"
+
+
+DENIED = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from counts_tests.test_pair_store import contents, publish_one
+
+    result = publish_one(Path(sys.argv[1]), contents("new"))
+    print(result.retryable, *result.failures, sep="\\n")
+    """
+)
+
+
+def test_a_folder_the_platform_may_not_write_is_named_and_not_retried(tmp_path):
+    """Root without the capability to override file permissions (real refusals by the
+    kernel), publishing into an exports folder that belongs to someone else."""
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv (util-linux) is needed to drop the capability")
+    publish(tmp_path, "old")
+    folder = tmp_path / ORG / "daily"
+    os.chown(folder, 65534, 65534)  # nobody's, 0755
+    caps = "-dac_override,-dac_read_search"
+    child = subprocess.run(
+        ["setpriv", f"--inh-caps={caps}", f"--bounding-set={caps}"]
+        + [sys.executable, "-c", DENIED, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parents[1],
+    )
+    retryable, line = child.stdout.splitlines()
+    temp = folder / f".{ORG}_daily_{DAY}_needs.csv.part"
+    assert line == f"{temp}: not published, permission denied; the previous pair stays"
+    assert retryable == "False" and tag_of(on_disk(tmp_path)) == {"old"}

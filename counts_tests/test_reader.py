@@ -185,3 +185,21 @@ def test_an_export_run_on_a_missing_store_fails_once_naming_it(tmp_path):
     assert "STEP_RESTARTED" not in kinds and "STEP_UP_FOR_RETRY" not in kinds  # not retried
     failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
     assert str(missing) in failure.step_failure_data.user_failure_data.description
+
+
+def test_an_export_run_on_a_file_that_is_not_a_database_fails_once_saying_so(tmp_path):
+    """The store answers with an error that will not pass (SQLite: "file is not a database"):
+    retrying it twice would only delay the failure by three minutes."""
+    store = tmp_path / "not_a_store.sqlite"
+    store.write_text("Call Date,Total Calls\n" * 200)
+    with platform_on(tmp_path) as platform:
+        platform.resources["source"] = SourceReader(url=f"sqlite:///{store}")
+        platform.defs = build_defs(platform.resources)
+        events = platform.first_attempt("daily_export_job", "2026-03-08|testorg")
+    kinds = [e.event_type_value for e in events]
+    assert "STEP_UP_FOR_RETRY" not in kinds and "STEP_FAILURE" in kinds  # not retried
+    failure = next(e for e in events if e.event_type_value == "STEP_FAILURE")
+    assert failure.step_failure_data.user_failure_data.description == (
+        "testorg: reading the contact-record store for Call Dates 2026-03-08..2026-03-08 failed, "
+        "it answered with an error (DatabaseError); it would fail the same way: not retried"
+    )

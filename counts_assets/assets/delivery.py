@@ -7,6 +7,7 @@ refused). They are recorded by `delivery_job`, which `delivery_sensor` launches 
 many pending pairs: one connection, each pair re-read under its lock, all pairs re-validated in
 one pass, each sent as a pair and recorded as soon as it is delivered."""
 
+import contextlib
 import datetime as dt
 from dataclasses import dataclass
 
@@ -27,7 +28,7 @@ from counts_assets.delivery.retry import send_batch
 from counts_assets.delivery.targets import DeliveryError
 from counts_assets.exports.periods import period_bounds
 from counts_assets.orgs.models import Organization
-from counts_assets.pairs.store import PairBytes, PairStore, PairVersion
+from counts_assets.pairs.store import PairBytes, PairStore, PairVersion, disk_failure
 from counts_assets.partitions import partition_key
 from counts_assets.records import latest_records, metadata_of
 from counts_assets.resources import ExportFiles, OrgRegistry
@@ -141,7 +142,7 @@ def _record_recovered(context, job: PairJob, disk: PairBytes) -> None:
 
 def _refuse(context, job: PairJob, reason: str, previous: dict, **extra) -> str:
     _observe(context, job, "refused", reason, previous, **extra)
-    return f"{job.partition}: {reason}"
+    return f"{job.org_id} {job.period}: {reason}"
 
 
 def _read_verified(context, store: PairStore, job: PairJob, previous: dict) -> str | None:
@@ -162,7 +163,11 @@ def _read_verified(context, store: PairStore, job: PairJob, previous: dict) -> s
                 newest = published_versions(context.instance, job.cadence, [job.partition])
                 job.published = newest.get(job.partition, job.published)
     except OSError as exc:
-        reason = f"cannot read the pair: {exc}; make the period again to publish it anew"
+        failure = disk_failure(exc)
+        reason = (
+            f"{failure.path}: the pair cannot be read, {failure.reason}; make the period again "
+            "to publish it anew"
+        )
         return _refuse(context, job, reason, previous)
     found, expected = job.disk.version, job.published
     for kind in ("summary", "needs"):
@@ -234,6 +239,32 @@ def deliver_pairs(
     org = org_registry.load().orgs.get(config.org_id)
     if org is None:
         raise dg.Failure(f"{config.org_id} has no valid organization file: nothing is delivered")
+    store = PairStore(export_files.root)
+    with contextlib.ExitStack() as held:
+        try:
+            held.enter_context(store.delivering(org.id))
+        except BlockingIOError as exc:
+            raise dg.Failure(
+                f"another delivery run for {org.id} is in progress (it holds {exc.filename}): "
+                "this run sent nothing; the pairs stay pending and are requested again",
+            ) from exc
+        except OSError as exc:
+            failure = disk_failure(exc)
+            raise dg.Failure(
+                f"{org.id}: nothing delivered, its delivery lock cannot be taken: "
+                f"{failure.path}: {failure.reason}"
+            ) from exc
+        _deliver(context, config, org, delivery, store)
+
+
+def _deliver(
+    context: dg.OpExecutionContext,
+    config: DeliveryBatch,
+    org: Organization,
+    delivery: DeliveryResource,
+    store: PairStore,
+) -> None:
+    """The run's pairs, under the org's delivery lock."""
     jobs = _pair_jobs(config, org)
     previous = _latest_observations(context, jobs)
     blocked = org.delivery_blocked(dt.datetime.now(dt.UTC))
@@ -245,7 +276,6 @@ def deliver_pairs(
 
     place = delivery.place(org.remote_dir)
     _load_versions(context.instance, jobs)
-    store = PairStore(export_files.root)
     refused: list[str] = []
     to_check = []
     for job in jobs:
@@ -282,9 +312,11 @@ def deliver_pairs(
         waiting = sendable[sent:]
         for job in waiting:
             _observe(context, job, "failed", str(exc), previous)
+        # The pair being sent when it failed (none when closing the connection failed).
+        where = f"{config.org_id} {waiting[0].period} to {place}: " if waiting else ""
         raise dg.Failure(
-            f"{config.org_id}: {sent} pairs delivered, {len(waiting)} not: {exc}. They stay "
-            "pending and are requested again.",
+            f"{config.org_id}: {sent} pairs delivered, {len(waiting)} not; they stay pending "
+            f"and are requested again.\n{where}{exc}",
             metadata={"delivered": sent, "pending": len(waiting)},
         ) from exc
     context.log.info(f"{config.org_id}: {sent} pairs delivered to {place}")

@@ -16,12 +16,14 @@ and a needs file only where one was published, so a file never looks made when i
 
 import contextlib
 import datetime as dt
-from collections.abc import Iterator
+import functools
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import dagster as dg
 import pandas as pd
+import sqlalchemy as sa
 
 from counts_assets.assets.metadata import file_metadata, findings_counts, markdown_table
 from counts_assets.event_log import record_together
@@ -34,6 +36,7 @@ from counts_assets.exports.periods import (
 from counts_assets.exports.reconciliation import diff_for_month
 from counts_assets.exports.run import FileOutcome, RunOutcome, build_run, publish_pairs
 from counts_assets.orgs.models import Organization
+from counts_assets.pairs.store import disk_failure
 from counts_assets.partitions import (
     daily_partitions,
     monthly_partitions,
@@ -278,10 +281,11 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
         can_subset=False,
         group_name=group,
         backfill_policy=dg.BackfillPolicy.single_run(),
-        # A store or disk error may pass: retried. Deterministic failures (validation, an org
-        # file, the store's schema) raise a Failure that bypasses this policy.
+        # Only what may pass is retried (a full disk, an I/O error, a store that could not be
+        # reached): every other failure raises a Failure that bypasses this policy.
         retry_policy=dg.RetryPolicy(max_retries=2, delay=60, backoff=dg.Backoff.EXPONENTIAL),
     )
+    @_named_failures
     def export_files(
         context: dg.AssetExecutionContext,
         config: ExportScope,
@@ -378,7 +382,8 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
             for line in lines
         ]
         if problems:
-            # Validation and configuration fail the same way again; a disk error may pass.
+            # Validation, configuration and a path taken by something else fail the same way
+            # again; a full disk may pass.
             may_pass = any(f.retryable for f in outcome.files.values())
             raise dg.Failure(
                 description="Not published (the previous files stay):\n" + "\n".join(problems),
@@ -387,6 +392,49 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
             )
 
     return export_files
+
+
+def _may_pass(exc: Exception) -> bool:
+    """Whether a later try may succeed: after a full disk or an I/O error, or a database that
+    could not be reached, was busy or dropped the connection."""
+    if isinstance(exc, OSError):
+        return disk_failure(exc).may_pass
+    if isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError)
+
+
+def _retry_rule(may_pass: bool) -> str:
+    return "it may pass: retried" if may_pass else "it would fail the same way: not retried"
+
+
+def _named_failures(body: Callable[..., Iterator[Any]]) -> Callable[..., Iterator[Any]]:
+    """Whatever escapes the export fails it in words, and Dagster retries only what may pass
+    (a bug retried twice only delays its report by three minutes). The error's own text is
+    left to the stack trace: it may quote a value read from the store."""
+
+    @functools.wraps(body)
+    def export(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        try:
+            yield from body(*args, **kwargs)
+        except (dg.Failure, dg.RetryRequested):
+            raise
+        except Exception as exc:
+            if isinstance(exc, OSError):
+                failure = disk_failure(exc)
+                what = f"{failure.path}: {failure.reason}"
+            elif isinstance(exc, sa.exc.SQLAlchemyError):
+                what = f"a database error ({type(exc).__name__})"
+            else:
+                what = f"an unexpected error ({type(exc).__name__})"
+            may_pass = _may_pass(exc)
+            raise dg.Failure(
+                description=f"The export stopped: {what}; {_retry_rule(may_pass)}. Pairs "
+                "recorded before it stay published.",
+                allow_retries=may_pass,
+            ) from exc
+
+    return export
 
 
 def _by_org(targets: list[Target]) -> Iterator[tuple[str, list[Target]]]:
@@ -405,6 +453,18 @@ def _export(context, source: SourceReader, org: Organization, targets: list[Targ
     except (SourceMissingError, SourceSchemaError) as exc:
         # The store's location or shape is configuration: retrying cannot fix it.
         raise dg.Failure(str(exc), allow_retries=False) from exc
+    except sa.exc.SQLAlchemyError as exc:
+        may_pass = _may_pass(exc)
+        what = (
+            "it could not be reached, was busy or dropped the connection"
+            if may_pass
+            else "it answered with an error"
+        )
+        raise dg.Failure(
+            f"{org.id}: reading the contact-record store for Call Dates {first}..{last} failed, "
+            f"{what} ({type(exc).__name__}); {_retry_rule(may_pass)}",
+            allow_retries=may_pass,
+        ) from exc
     context.log.info(f"{org.id}: read {len(tables.records)} records for Call Dates {first}..{last}")
     return build_run(tables, {org.id: org}, targets)
 

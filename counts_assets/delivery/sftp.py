@@ -9,6 +9,7 @@ import hashlib
 import os
 import posixpath
 import stat
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from counts_assets.delivery.targets import (
     HalfRenamed,
     Receipt,
     contained_path,
+    in_words,
     temporary_name,
 )
 
@@ -80,23 +82,44 @@ class SftpTarget:
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         try:
             with _translated_errors(s):
-                client.connect(
-                    s.host,
-                    port=s.port,
-                    username=s.user,
-                    key_filename=s.key_file,
-                    look_for_keys=False,
-                    allow_agent=False,
-                    timeout=s.timeout,
-                    banner_timeout=s.timeout,
-                    auth_timeout=s.timeout,
-                    channel_timeout=s.timeout,
-                )
+                started = time.monotonic()
+                try:
+                    client.connect(
+                        s.host,
+                        port=s.port,
+                        username=s.user,
+                        key_filename=s.key_file,
+                        look_for_keys=False,
+                        allow_agent=False,
+                        timeout=s.timeout,
+                        banner_timeout=s.timeout,
+                        auth_timeout=s.timeout,
+                        channel_timeout=s.timeout,
+                    )
+                except paramiko.SSHException as exc:
+                    # A server that accepts the connection and never answers leaves paramiko
+                    # waiting out the timeout, then saying only that there is no session.
+                    if time.monotonic() - started >= s.timeout and not _handshake_done(client):
+                        raise DeliveryError(
+                            f"{s.host}:{s.port} accepted the connection but gave no SSH answer "
+                            f"within {s.timeout:g} second{'' if s.timeout == 1 else 's'}: the "
+                            "server is overloaded or hung, or that port is not its SSH service",
+                            transient=True,
+                        ) from exc
+                    raise
                 sftp = client.open_sftp()
                 sftp.get_channel().settimeout(s.timeout)
             yield SftpConnection(s, sftp)
         finally:
             client.close()
+
+
+def _handshake_done(client: paramiko.SSHClient) -> bool:
+    transport = client.get_transport()
+    try:
+        return transport is not None and transport.get_remote_server_key() is not None
+    except paramiko.SSHException:
+        return False  # no key exchange finished
 
 
 @contextmanager
@@ -125,29 +148,31 @@ def _translated_errors(s: SftpSettings) -> Iterator[None]:
                 f"COUNTS_SFTP_KNOWN_HOSTS ({s.known_hosts}); unknown keys are refused",
                 transient=False,
             ) from exc
-        raise DeliveryError(f"SSH failure talking to {s.host}:{s.port}: {exc}", True) from exc
+        raise DeliveryError(
+            f"SSH failure talking to {s.host}:{s.port}: {in_words(exc)}", True
+        ) from exc
     except (
         TimeoutError,
         ConnectionError,
         EOFError,
         paramiko.ssh_exception.NoValidConnectionsError,
     ) as exc:
-        raise DeliveryError(f"{s.host}:{s.port} unreachable: {exc!r}", True) from exc
+        raise DeliveryError(f"{s.host}:{s.port} unreachable ({in_words(exc)})", True) from exc
     except OSError as exc:
         where = exc.filename or s.base
         if exc.errno in _PERMANENT_ERRNOS:
             raise DeliveryError(
-                f"the server refused to write {where} ({exc.strerror or exc}): check that "
-                f"{s.base} exists and that {s.user!r} may write under it",
+                f"the server refused to write {where} ({in_words(exc)}): check that "
+                f"{s.base} exists and that {s.user} may write under it",
                 transient=False,
             ) from exc
         if _FAILURE in (str(exc), *map(str, exc.args)):
             raise DeliveryError(
-                f"the server could not write {where}: its folder is read-only or its disk "
-                f"is full; fix the server's storage under {s.base}",
+                f"the server could not write {where}: its disk is full or its folder is "
+                f"read-only; make room or fix the server's storage under {s.base}",
                 transient=False,
             ) from exc
-        raise DeliveryError(f"{s.host}:{s.port}: {exc!r}", transient=True) from exc
+        raise DeliveryError(f"{s.host}:{s.port}: {where}: {in_words(exc)}", True) from exc
 
 
 class SftpConnection:
@@ -164,13 +189,23 @@ class SftpConnection:
             self._folders.add(folder)
 
     def _put_checked(self, path: str, content: bytes) -> None:
-        """Writes the file, then reads it back through the same handle (one open)."""
+        """Writes the file, then reads it back through the same handle (one open).
+
+        paramiko drops the server's answers to pipelined writes, so a write the server refused
+        (a full disk) shows only as a file shorter than what was sent. The rest is then written
+        once more, unpipelined on a new handle, so that the server says why."""
         try:
             with self.sftp.open(path, "w+b") as handle:
                 handle.set_pipelined(True)
                 handle.write(content)
                 handle.seek(0)
                 echoed = handle.read(len(content) + 1)
+            if len(echoed) < len(content) and content.startswith(echoed):
+                with self.sftp.open(path, "r+b") as handle:
+                    handle.seek(len(echoed))
+                    handle.write(content[len(echoed) :])
+                    handle.seek(0)
+                    echoed = handle.read(len(content) + 1)
         except OSError as exc:
             exc.filename = exc.filename or path
             raise
@@ -200,12 +235,24 @@ class SftpConnection:
                 except Exception as exc:
                     for leftover, _, _ in staged:
                         _try_remove(self.sftp, leftover)
+                    # Our own temporary file, written and read back a moment ago, is gone: not
+                    # a missing base folder, and the next attempt writes it again.
+                    gone = isinstance(exc, FileNotFoundError)
+                    reason = (
+                        f"{temp} was moved or removed on the server before it could be renamed"
+                        if gone
+                        else in_words(exc)
+                    )
                     if not renamed:
+                        if gone:
+                            raise DeliveryError(f"{final} not delivered: {reason}", True) from exc
                         raise
                     # A dropped connection may pass; a refusal by the server will not.
-                    transient = not isinstance(exc, OSError) or str(exc) == "Socket is closed"
+                    transient = (
+                        gone or not isinstance(exc, OSError) or str(exc) == "Socket is closed"
+                    )
                     name = posixpath.basename(final)
-                    raise HalfRenamed(renamed, name, exc, transient=transient) from exc
+                    raise HalfRenamed(renamed, name, reason, transient=transient) from exc
                 renamed.append(posixpath.basename(final))
         return [
             Receipt(

@@ -74,18 +74,32 @@ class HalfRenamed(DeliveryError):
     """The connection or the target failed between the renames of a pair: the recipient holds
     the new File 2 beside the previous File 1 until the pair is delivered again."""
 
-    def __init__(self, renamed: list[str], failed: str, cause: Exception, transient: bool) -> None:
+    def __init__(self, renamed: list[str], failed: str, reason: str, transient: bool) -> None:
         super().__init__(
-            f"{failed} could not be renamed into place ({cause}) after {', '.join(renamed)} "
+            f"{failed} could not be renamed into place ({reason}) after {', '.join(renamed)} "
             "was: the recipient now holds the new needs file beside the previous summary file "
             "until this pair is delivered again (it stays pending)",
             transient=transient,
         )
 
 
+def in_words(exc: BaseException) -> str:
+    """What an error says, without Python's decoration (error numbers, quotes, class names)."""
+    # paramiko's "no valid connections" wraps one error per address tried.
+    wrapped = getattr(exc, "errors", None)
+    if isinstance(wrapped, dict) and wrapped:
+        exc = next(iter(wrapped.values()))
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    if isinstance(exc, EOFError):
+        return "the connection was closed"
+    return str(exc) or type(exc).__name__
+
+
 def temporary_name(name: str) -> str:
     """One fixed temporary name per file, so the next upload overwrites a leftover of a broken
-    one without listing the folder (at most one delivery run per org is running)."""
+    one without listing the folder (a delivery run holds its org's delivery lock, so no two
+    runs send one org's files at once)."""
     return f".{name}.part"
 
 
@@ -132,7 +146,9 @@ class OutboxTarget:
         except OSError as exc:
             for temp in temps:
                 temp.unlink(missing_ok=True)
-            raise DeliveryError(f"cannot write under {self.base}: {exc}", transient=False) from exc
+            raise DeliveryError(
+                f"cannot write {exc.filename or self.base}: {in_words(exc)}", transient=False
+            ) from exc
         renamed: list[str] = []
         for temp, final, _ in staged:
             try:
@@ -141,7 +157,7 @@ class OutboxTarget:
                 for leftover in temps:
                     leftover.unlink(missing_ok=True)
                 if renamed:
-                    raise HalfRenamed(renamed, final.name, exc, transient=False) from exc
-                raise DeliveryError(f"cannot write {final}: {exc}", transient=False) from exc
+                    raise HalfRenamed(renamed, final.name, in_words(exc), transient=False) from exc
+                raise DeliveryError(f"cannot write {final}: {in_words(exc)}", False) from exc
             renamed.append(final.name)
         return [receipt for _, _, receipt in staged]

@@ -17,7 +17,7 @@ from counts_assets.exports.csv_format import csv_lines, header_line
 from counts_assets.exports.layout import FILE_KEY, NEEDS_HEADER, SUMMARY_HEADER
 from counts_assets.exports.periods import Target, targets_frame
 from counts_assets.orgs.models import Organization
-from counts_assets.pairs.store import PairPathError, PairStore, PublishedFile
+from counts_assets.pairs.store import PairStore, PublishedFile, disk_failure
 from counts_assets.source.tables import SourceTables
 from counts_assets.validation.gate import validate_run
 
@@ -37,7 +37,7 @@ class FileOutcome:
     total_needs: int = 0
     rows: dict[str, pd.DataFrame] = field(default_factory=dict)  # kind -> the file's rows
     contents: dict[str, tuple[bytes, int]] = field(default_factory=dict)  # kind -> bytes, rows
-    retryable: bool = False  # failed for a reason that may pass (a disk error)
+    retryable: bool = False  # failed for a reason that may pass (a full disk, an I/O error)
 
     def release(self) -> None:
         """Drops the file's rows and bytes once its record is made, so a long run holds only
@@ -140,8 +140,9 @@ def publish_pairs(
     """Publishes the valid pairs, each under its lock, and yields them in batches while their
     locks are held, so the caller records a batch before anyone else looks at its pairs; their
     journals go and their locks are released once the caller resumes. A pair that cannot be
-    written (full disk, a folder at a file path) fails alone. Locks are taken in (org, period)
-    order, so two runs holding batches never wait on each other in a circle."""
+    written (full disk, a folder at a file path) fails alone, naming the path and what
+    happened. Locks are taken in (org, period) order, so two runs holding batches never wait
+    on each other in a circle."""
     store = PairStore(export_dir)
     pending = [(key, f) for key, f in sorted(outcome.files.items()) if not f.failures]
     for start in range(0, len(pending), per_batch):
@@ -152,8 +153,11 @@ def publish_pairs(
                     pair = held.enter_context(store.locked(org_id, period))
                     result.published = pair.publish(result.contents)
                 except OSError as exc:
-                    result.failures.append(f"cannot publish the pair: {exc}")
-                    result.retryable = not isinstance(exc, PairPathError)
+                    failure = disk_failure(exc)
+                    result.failures.append(
+                        f"{failure.path}: not published, {failure.reason}; the previous pair stays"
+                    )
+                    result.retryable = failure.may_pass
                     continue
                 batch.append(result)
                 handles.append(pair)

@@ -9,11 +9,14 @@ SHA-256s, then renames File 2 and File 1 into place. Whoever takes the lock next
 left by a publish that was cut short and finishes it (the temporary files were complete before
 the journal existed), or, without a journal, removes temporary files that never made it. The
 journal stays until the caller has recorded the publish, so a pair on disk that was never
-recorded is still vouched for by its journal and can be recorded by the next look."""
+recorded is still vouched for by its journal and can be recorded by the next look. A delivery
+run also holds its organization's delivery lock from start to end. An error names the path it
+is about and says in words what happened."""
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import functools
 import hashlib
@@ -31,6 +34,69 @@ KINDS = ("needs", "summary")
 
 class PairPathError(OSError):
     """A pair's folder or file path is taken by something that is not a regular file."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(reason)
+        self.filename = str(path)
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.args[0]}"
+
+
+@dataclass(frozen=True)
+class DiskFailure:
+    """What a file system error on a pair means: the path, what happened in words, and whether
+    a later try may succeed."""
+
+    path: str
+    reason: str
+    may_pass: bool
+
+
+def disk_failure(exc: OSError) -> DiskFailure:
+    """A full disk or an I/O error may pass; a path taken by something else, a refusal or a
+    read-only file system stays until someone fixes it."""
+    path = str(exc.filename) if exc.filename is not None else "(no path)"
+    if isinstance(exc, PairPathError):
+        return DiskFailure(path, exc.args[0], False)
+    if isinstance(exc, IsADirectoryError):
+        # A rename onto a folder names the folder second.
+        return DiskFailure(str(exc.filename2 or path), "it is a folder where a file must be", False)
+    if isinstance(exc, NotADirectoryError):
+        return DiskFailure(
+            str(_file_in_the_way(Path(path))), "it exists and is not a folder", False
+        )
+    if isinstance(exc, FileExistsError):
+        return DiskFailure(path, "it exists and is not a folder", False)
+    if isinstance(exc, PermissionError):
+        return DiskFailure(path, "permission denied", False)
+    if exc.errno == errno.EROFS:
+        return DiskFailure(path, "the file system is read-only", False)
+    if exc.errno == errno.ENOSPC:
+        return DiskFailure(path, f"the disk is full ({exc.strerror})", True)
+    if exc.errno == errno.EDQUOT:
+        return DiskFailure(path, f"the disk quota is used up ({exc.strerror})", True)
+    return DiskFailure(path, f"the file system failed ({exc.strerror or type(exc).__name__})", True)
+
+
+def _file_in_the_way(path: Path) -> Path:
+    """The first part of `path` that exists and is not a folder (what "not a directory" is
+    about), or `path` itself."""
+    for part in (*reversed(path.parents), path):
+        if part.exists() and not part.is_dir():
+            return part
+    return path
+
+
+@contextlib.contextmanager
+def _naming(path: Path) -> Iterator[None]:
+    """OSErrors raised here name `path`: a write or a sync does not name its file."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.filename is None:
+            exc.filename = str(path)
+        raise
 
 
 @dataclass(frozen=True)
@@ -103,7 +169,7 @@ class PairHandle:
         """{kind: (bytes, data rows)}: both written and synced, journalled, then renamed."""
         for path in self.paths.values():
             if path.exists() and not path.is_file():
-                raise PairPathError(f"{path} exists and is not a regular file")
+                raise PairPathError(path, "it exists and is not a regular file")
         journalled = False
         try:
             for kind, temp in self._temps.items():
@@ -135,7 +201,7 @@ class PairHandle:
         contents = {}
         for kind, path in self.paths.items():
             if not path.is_file():
-                raise PairPathError(f"{path} is missing or not a regular file")
+                raise PairPathError(path, "it is missing or not a regular file")
             contents[kind] = path.read_bytes()
         return PairBytes(dict(self.paths), contents, self.journal)
 
@@ -158,9 +224,7 @@ class PairStore:
         (`wait=False`) raises BlockingIOError."""
         handle = PairHandle(self, org_id, period)
         for folder in (handle.folder, handle.book):
-            if folder.exists() and not folder.is_dir():
-                raise PairPathError(f"{folder} exists and is not a folder")
-            folder.mkdir(parents=True, exist_ok=True)
+            _folder(folder)
         with open(handle.lock_path, "a+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
             try:
@@ -168,6 +232,20 @@ class PairStore:
                 yield handle
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def delivering(self, org_id: str) -> Iterator[Path]:
+        """The org's delivery lock, held by a delivery run for the whole run: two runs would
+        send the org's files under the same temporary names on the server, one renaming the
+        other's away. Raises BlockingIOError at once when another run holds it."""
+        book = self.root / ".pairs" / org_id
+        _folder(book)
+        path = book / "delivery.lock"
+        with contextlib.ExitStack() as held:
+            with _naming(path):  # only taking the lock: the run's own errors are its own
+                lock = held.enter_context(open(path, "a+b"))
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            yield path
 
     def journalled(self, org_ids: Iterable[str]) -> Iterator[tuple[str, str, str]]:
         """(org_id, cadence, period) of every pair of these orgs with a journal on disk: a
@@ -186,16 +264,23 @@ def _read_journal(path: Path) -> PairVersion | None:
         return None  # no journal (or one that never finished its rename): nothing to finish
 
 
+def _folder(folder: Path) -> None:
+    if folder.exists() and not folder.is_dir():
+        raise PairPathError(folder, "it exists and is not a folder")
+    folder.mkdir(parents=True, exist_ok=True)
+
+
 def _sync(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    with _naming(folder):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def _write_synced(path: Path, content: bytes) -> None:
-    with open(path, "wb") as handle:
+    with _naming(path), open(path, "wb") as handle:
         handle.write(content)
         handle.flush()
         os.fsync(handle.fileno())
