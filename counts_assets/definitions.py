@@ -6,7 +6,8 @@ import warnings
 import dagster as dg
 
 from counts_assets import settings
-from counts_assets.assets.delivery import LEDGER_SPECS, delivery_job
+from counts_assets.assets.audit import delivery_audit, delivery_audit_job, delivery_audit_schedule
+from counts_assets.assets.delivery import LEDGER_SPECS, delivery_job, redelivery_job
 from counts_assets.assets.exports import daily_exports, monthly_exports
 from counts_assets.assets.health import (
     fleet_health_asset,
@@ -56,7 +57,8 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         ),
         "source": SourceReader(url=_env("COUNTS_SOURCE_URL", settings.DEFAULT_SOURCE_URL)),
         "export_files": ExportFiles(
-            export_dir=_env("COUNTS_EXPORT_DIR", settings.DEFAULT_EXPORT_DIR)
+            export_dir=_env("COUNTS_EXPORT_DIR", settings.DEFAULT_EXPORT_DIR),
+            lock_wait_seconds=settings.lock_wait_seconds(),
         ),
         "delivery": DeliveryResource(
             url=_env("COUNTS_DELIVERY_URL", settings.DEFAULT_DELIVERY_URL),
@@ -64,6 +66,8 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
             known_hosts=_env("COUNTS_SFTP_KNOWN_HOSTS", None),
             attempts=settings.delivery_attempts(),
             retry_minutes=settings.delivery_retry_minutes(),
+            audit_days=settings.audit_days(),
+            audit_repair=settings.audit_repair(),
         ),
         "alerts": AlertHook(url=_env("COUNTS_ALERT_URL", None)),
     }
@@ -79,11 +83,20 @@ def build_defs(resources: dict[str, dg.ConfigurableResource]) -> dg.Definitions:
             ORGANIZATION_FILES,
             ORGANIZATION_PERMISSION,
             fleet_health_asset,
+            delivery_audit,
         ],
-        jobs=[daily_export_job, monthly_reconciliation_job, delivery_job, fleet_health_job],
+        jobs=[
+            daily_export_job,
+            monthly_reconciliation_job,
+            delivery_job,
+            redelivery_job,
+            delivery_audit_job,
+            fleet_health_job,
+        ],
         schedules=[
             daily_export_schedule,
             monthly_reconciliation_schedule,
+            delivery_audit_schedule,
             fleet_health_schedule,
         ],
         sensors=[org_registry_sensor, delivery_sensor, run_failure_alert_sensor],

@@ -4,17 +4,17 @@ delivery ledger (`counts_assets.assets.delivery`)."""
 import dagster as dg
 
 from counts_assets.assets.exports import daily_exports, monthly_exports
-from counts_assets.automation.runs import EXPORT_WORK
+from counts_assets.automation.runs import EXPORT_MAX_RUNTIME, EXPORT_WORK
 
 daily_export_job = dg.define_asset_job(
     "daily_export_job",
     selection=dg.AssetSelection.assets(daily_exports),
-    tags=EXPORT_WORK,
+    tags=EXPORT_WORK | EXPORT_MAX_RUNTIME,
     description="Raw contacts -> mapped demographics -> both daily files, per date and org.",
 )
 monthly_reconciliation_job = dg.define_asset_job(
     "monthly_reconciliation_job",
     selection=dg.AssetSelection.assets(monthly_exports),
-    tags=EXPORT_WORK,
+    tags=EXPORT_WORK | EXPORT_MAX_RUNTIME,
     description="The same for one calendar month: the restatement that catches late changes.",
 )

@@ -9,6 +9,7 @@ from pathlib import Path
 import dagster as dg
 
 from counts_assets.orgs.registry import Registry, load_registry
+from counts_assets.pairs.store import PairStore
 
 
 class OrgRegistry(dg.ConfigurableResource):
@@ -22,10 +23,16 @@ class OrgRegistry(dg.ConfigurableResource):
 
 
 class ExportFiles(dg.ConfigurableResource):
-    """Where published files live (`COUNTS_EXPORT_DIR`)."""
+    """Where published files live (`COUNTS_EXPORT_DIR`), and how long a run waits for a
+    pair's lock (`COUNTS_LOCK_WAIT_SECONDS`) before that pair fails alone."""
 
     export_dir: str
+    lock_wait_seconds: float = 60.0
 
     @property
     def root(self) -> Path:
         return Path(self.export_dir)
+
+    def store(self, holder: str = "") -> PairStore:
+        """The pairs, locked on behalf of `holder` (a run), waits bounded."""
+        return PairStore(self.root, self.lock_wait_seconds, holder)

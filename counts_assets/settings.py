@@ -14,6 +14,8 @@ DEFAULT_DELIVERY_URL = "file://" + str(Path("./data/outbox").resolve())
 DEFAULT_GRACE_MINUTES = 60
 DEFAULT_DELIVERY_RETRY_MINUTES = 10.0
 DEFAULT_DELIVERY_ATTEMPTS = 6
+DEFAULT_AUDIT_DAYS = 35
+DEFAULT_LOCK_WAIT_SECONDS = 60.0
 
 
 def orgs_dir() -> Path:
@@ -68,4 +70,36 @@ def delivery_attempts() -> int:
         raise ValueError(f"COUNTS_DELIVERY_ATTEMPTS={raw!r} is not a whole number") from exc
     if value < 1:
         raise ValueError(f"COUNTS_DELIVERY_ATTEMPTS={raw!r} must be at least 1")
+    return value
+
+
+def audit_days() -> int:
+    """How many past days of pairs `delivery_audit` reads back at each place."""
+    raw = os.environ.get("COUNTS_AUDIT_DAYS", str(DEFAULT_AUDIT_DAYS))
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ValueError(f"COUNTS_AUDIT_DAYS={raw!r} is not a whole number") from exc
+    if value < 0:
+        raise ValueError(f"COUNTS_AUDIT_DAYS={raw!r} must not be negative")
+    return value
+
+
+def audit_repair() -> bool:
+    """Whether `delivery_audit` makes the divergent pairs it finds pending again."""
+    raw = os.environ.get("COUNTS_AUDIT_REPAIR", "false").strip().casefold()
+    if raw not in ("true", "false"):
+        raise ValueError(f"COUNTS_AUDIT_REPAIR={raw!r} must be true or false")
+    return raw == "true"
+
+
+def lock_wait_seconds() -> float:
+    """How long a run waits for a pair's lock before that pair fails alone."""
+    raw = os.environ.get("COUNTS_LOCK_WAIT_SECONDS", str(DEFAULT_LOCK_WAIT_SECONDS))
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        raise ValueError(f"COUNTS_LOCK_WAIT_SECONDS={raw!r} is not a number") from exc
+    if not value > 0:
+        raise ValueError(f"COUNTS_LOCK_WAIT_SECONDS={raw!r} must be more than 0")
     return value

@@ -16,6 +16,7 @@ from counts_assets import settings
 from counts_assets.assets.delivery import delivery_job
 from counts_assets.assets.exports import DAILY, MONTHLY
 from counts_assets.automation.runs import partitions_of
+from counts_assets.delivery.ledger import AUDIT_KEY
 from counts_assets.exports.periods import period_bounds
 from counts_assets.jobs import daily_export_job, monthly_reconciliation_job
 from counts_assets.orgs.registry import Registry, load_registry
@@ -35,12 +36,14 @@ class OrgHealth:
     failed_deliveries: int
     failed_exports: int
     findings: str
+    verified: str = "-"  # what the newest delivery_audit found at the org's place
+    audit_findings: int = 0
 
     @property
     def fine(self) -> bool:
         allowed = self.permission.startswith("in force")
         failed = self.failed_deliveries or self.failed_exports
-        return allowed and not self.pending and not failed
+        return allowed and not self.pending and not failed and not self.audit_findings
 
 
 def _newest_by_org(partitions, orgs: dict, monthly: bool) -> dict[str, str]:
@@ -83,6 +86,25 @@ def recent_findings(instance: dg.DagsterInstance, org_ids: list[str], today: dt.
     }
 
 
+def audited(instance: dg.DagsterInstance) -> dict[str, tuple[str, int]]:
+    """Per org, from the newest delivery_audit: (what it says, how many divergent pairs)."""
+    result = instance.fetch_materializations(AUDIT_KEY, limit=1)
+    if not result.records:
+        return {}
+    by_org = metadata_of(result.records[0]).get("by_org") or {}
+    return {
+        org_id: (
+            f"{found['findings']} divergent pairs"
+            if found["findings"]
+            else f"through {found['verified_through']}"
+            if found["verified_through"] != "-"
+            else "nothing delivered to check",
+            int(found["findings"]),
+        )
+        for org_id, found in by_org.items()
+    }
+
+
 def fleet_health(
     instance: dg.DagsterInstance, registry: Registry, now: dt.datetime
 ) -> list[OrgHealth]:
@@ -95,6 +117,7 @@ def fleet_health(
         for org_id, period in _newest_by_org(ids[c.name][1], orgs, c.monthly).items():
             delivered[org_id] = max(delivered[org_id], period)
     findings = recent_findings(instance, sorted(orgs), now.date())
+    audit = audited(instance)
     week_ago = now - dt.timedelta(days=7)
     failed: dict[str, int] = defaultdict(int)
     for run in instance.get_runs(
@@ -128,6 +151,7 @@ def fleet_health(
             failed[org_id],
             failed_exports[org_id],
             findings[org_id],
+            *audit.get(org_id, ("not audited yet", 0)),
         )
         for org_id, org in sorted(registry.orgs.items())
     ]
@@ -143,6 +167,7 @@ HEADER = (
     "failed deliveries (7 days)",
     "failed exports (7 days)",
     "findings (last 7 Call Dates)",
+    "verified at the place",
     "permission",
 )
 
@@ -160,6 +185,7 @@ def health_table(rows: list[OrgHealth]) -> list[tuple[str, ...]]:
             str(r.failed_deliveries),
             str(r.failed_exports),
             r.findings,
+            r.verified,
             r.permission,
         )
         for r in rows

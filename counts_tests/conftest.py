@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from counts_tests.delivery_helpers import sftp_delivery
+from counts_tests.platform import platform_on
 from counts_tests.postgres_server import PostgresServer
 from counts_tests.sftp_server import SftpServer
 
@@ -30,3 +32,11 @@ def postgres_server():
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def sftp_platform(tmp_path, sftp_server, sftp_base):
+    """The platform on temporary folders, delivering to a fresh base on the SFTP server."""
+    with platform_on(tmp_path, sftp_delivery(sftp_server, sftp_base)) as platform:
+        platform.cursor = None
+        yield platform, sftp_base

@@ -84,12 +84,14 @@ class Platform:
     def execute(self, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
         """Runs a sensor's RunRequest in process, as the daemon would launch it."""
         job = self.defs.resolve_job_def(request.job_name or "delivery_job")
+        # The daemon tags a sensor's run with its request's run key.
+        keyed = {"dagster/run_key": request.run_key} if request.run_key else {}
         return job.execute_in_process(
             instance=self.instance,
             partition_key=request.partition_key,
             asset_selection=list(request.asset_selection) if request.asset_selection else None,
             run_config=request.run_config,
-            tags=request.tags,
+            tags=request.tags | keyed,
             raise_on_error=False,
         )
 

@@ -1,6 +1,6 @@
-"""Loopback TCP proxies for the first connection through them: one resets it after a number of
-client bytes, to cut an upload in the middle; one holds it until released, to keep a client
-waiting at a known point."""
+"""Loopback TCP proxies: one resets the first connection after a number of
+client bytes, to cut an upload in the middle; one holds the first connection until released,
+to keep a client waiting at a known point; one goes silent on every connection on request."""
 
 from __future__ import annotations
 
@@ -74,17 +74,53 @@ class ResettingProxy:
 
 
 class HoldingProxy(ResettingProxy):
-    """Accepts the first connection and forwards nothing of it until `release()`; the others
-    go through at once."""
+    """Accepts the first connection (`every`: each connection) and forwards nothing of it
+    until `release()`; the others go through at once."""
 
-    def __init__(self, upstream_port: int) -> None:
+    def __init__(self, upstream_port: int, every: bool = False) -> None:
         super().__init__(upstream_port, cut_after_bytes=None)
         self._released = threading.Event()
+        self._every = every
 
     def release(self) -> None:
         self._released.set()
 
     def _forward(self, client: socket.socket, first: bool) -> None:
-        if first:
+        if first or self._every:
             self._released.wait()
         super()._forward(client, first)
+
+
+class SilencingProxy(ResettingProxy):
+    """Forwards every connection until `silence()`: from then on nothing goes through in either
+    direction, and the connections stay open (a server that stopped answering), until
+    `resume()`."""
+
+    def __init__(self, upstream_port: int) -> None:
+        super().__init__(upstream_port, cut_after_bytes=None)
+        self._flowing = threading.Event()
+        self._flowing.set()
+
+    def silence(self) -> None:
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        self._flowing.set()
+
+    def _pump(self, source: socket.socket, sink: socket.socket, cut: int | None) -> None:
+        try:
+            while True:
+                data = source.recv(65536)
+                if not data:
+                    break
+                if not self._flowing.is_set():
+                    # Swallowed, like a peer that hangs: the sender waits for an answer.
+                    self._flowing.wait()
+                    return
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)

@@ -12,205 +12,104 @@ import time
 
 import dagster as dg
 import pytest
-import sqlalchemy as sa
 
 from counts_assets.assets import delivery as delivery_assets
 from counts_assets.delivery.resource import DeliveryResource
+from counts_assets.delivery.sftp import SftpConnection
 from counts_assets.pairs import store as pair_store
 from counts_assets.pairs.store import PairStore
-from counts_assets.sensors.delivery import delivery_sensor
 from counts_assets.status import fleet_health
+from counts_tests.delivery_helpers import (
+    DAY,
+    SUMMARY,
+    add_record,
+    deliver,
+    events,
+    local_files,
+    mixed_pairs,
+    remote_files,
+    sent_by,
+    sftp_delivery,
+    tick,
+)
 from counts_tests.golden_store import OTHER_ORG_YAML
 from counts_tests.mounts import tmpfs
 from counts_tests.platform import platform_on
 from counts_tests.tcp_proxy import HoldingProxy
 
-DAY = "2026-03-08|testorg"
-SUMMARY = "testorg/testorg_daily_2026-03-08_summary.csv"
 
-
-def sftp_delivery(sftp_server, base, **overrides) -> DeliveryResource:
-    settings = {
-        "url": sftp_server.url(str(base)),
-        "key_file": str(sftp_server.client_key),
-        "known_hosts": str(sftp_server.known_hosts),
-        "timeout_seconds": 5,
-        "first_delay_seconds": 0.05,
-        "max_delay_seconds": 0.1,
-    }
-    return DeliveryResource(**(settings | overrides))
-
-
-@pytest.fixture
-def sftp_platform(tmp_path, sftp_server, sftp_base):
-    with platform_on(tmp_path, sftp_delivery(sftp_server, sftp_base)) as platform:
-        platform.cursor = None
-        yield platform, sftp_base
-
-
-def tick(platform) -> list[dg.RunRequest]:
-    context = dg.build_sensor_context(
-        instance=platform.instance, cursor=platform.cursor, resources=platform.resources
-    )
-    result = delivery_sensor(context)
-    platform.cursor = result.cursor
-    for event in result.asset_events:
-        platform.instance.report_runless_asset_event(event)
-    return list(result.run_requests)
-
-
-def deliver(platform, requests, succeed=True) -> list[dg.ExecuteInProcessResult]:
-    results = [platform.execute(r) for r in requests]
-    if succeed:
-        assert all(r.success for r in results), [r.run_id for r in results]
-    return results
-
-
-def remote_files(base):
-    return {str(p.relative_to(base)): p.read_bytes() for p in base.rglob("*") if p.is_file()}
-
-
-def local_files(platform):
-    return {
-        f"{p.parent.parent.name}/{p.name}": p.read_bytes()
-        for p in platform.export_dir.glob("*/*/*.csv")
-    }
-
-
-def events(platform, asset, partition, observations=False):
-    fetch = (
-        platform.instance.fetch_observations
-        if observations
-        else platform.instance.fetch_materializations
-    )
-    records = fetch(
-        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]),
-        limit=20,
-    ).records
-    return [
-        {k: v.value for k, v in (r.asset_materialization or r.asset_observation).metadata.items()}
-        for r in records
-    ]
-
-
-def pairs_of(request) -> list[str]:
-    return request.run_config["ops"]["deliver_pairs"]["config"]["pairs"]
-
-
-def mixed_pairs(base) -> int:
-    """Pairs at the recipient whose two files do not come from one publish: Total Calls of
-    File 1 must equal the distinct records of File 2 on every Call Date."""
-    mixed = 0
-    for summary in base.rglob("*_summary.csv"):
-        needs = summary.with_name(summary.name.replace("_summary", "_needs"))
-        calls = sum(int(line.split(",")[1]) for line in summary.read_text().splitlines()[1:])
-        records = {line.rsplit(",", 1)[1] for line in needs.read_text().splitlines()[1:]}
-        mixed += calls != len(records)
-    return mixed
-
-
-def add_record(platform, crn: str) -> None:
-    engine = sa.create_engine(platform.source_url)
-    with engine.begin() as connection:
-        connection.execute(
-            sa.text(
-                "INSERT INTO contact_records (org_id, call_report_num, contact_form, "
-                "report_version, started_at, status) VALUES ('testorg', :crn, '211 Contact', "
-                "'v2', '2026-03-08 18:00:00', 'finalized')"
-            ),
-            {"crn": crn},
-        )
-        connection.execute(
-            sa.text("INSERT INTO contact_answers VALUES ('testorg', :crn, 'Line Called', '2-1-1')"),
-            {"crn": crn},
-        )
-
-
-def test_a_backfill_is_delivered_as_pairs_in_one_run_per_org(sftp_platform):
-    platform, base = sftp_platform
-    assert platform.run("daily_export_job", "2026-03-05|testorg", "2026-03-10|otherorg").success
-    assert platform.run(
-        "monthly_reconciliation_job", "2026-03-01|testorg", "2026-03-01|otherorg"
-    ).success
-
-    requests = tick(platform)
-    assert sorted(r.tags["counts/org"] for r in requests) == ["otherorg", "testorg"]
-    by_org = {r.tags["counts/org"]: pairs_of(r) for r in requests}
-    # testorg: 03-07..03-10 (share_from 03-07); otherorg: 03-05..03-10; + each month.
-    assert len(by_org["testorg"]) == 4 + 1 and len(by_org["otherorg"]) == 6 + 1
-    assert tick(platform) == []  # a run per org is in flight (requested, not yet due again)
-    deliver(platform, requests)
-
-    assert remote_files(base) == local_files(platform)
-    assert not any(name.endswith(".part") for name in remote_files(base))
-    assert mixed_pairs(base) == 0
-    (entry,) = events(platform, "daily_delivery", DAY)
-    assert entry["status"] == "delivered" and entry["target"].endswith(f"{base}/testorg")
-    assert entry["summary_location"].endswith(f"{base}/{SUMMARY}")
-    assert entry["needs_size_bytes"] == len(remote_files(base)[SUMMARY.replace("summary", "needs")])
-
-    # Made again with the same bytes: recorded as unchanged, nothing re-sent.
-    stamp = (base / SUMMARY).stat().st_mtime_ns
-    assert platform.run("daily_export_job", "2026-03-05|testorg", "2026-03-10|otherorg").success
-    deliver(platform, tick(platform))
-    assert (base / SUMMARY).stat().st_mtime_ns == stamp
-    assert [e["status"] for e in events(platform, "daily_delivery", DAY)] == [
-        "unchanged",
-        "delivered",
-    ]
-    assert tick(platform) == []
-
-
-def test_new_content_replaces_the_delivered_pair(sftp_platform):
-    platform, base = sftp_platform
+def _export_again(platform, crn: str) -> None:
+    add_record(platform, crn)
     assert platform.run("daily_export_job", DAY).success
-    deliver(platform, tick(platform))
-    before = remote_files(base)[SUMMARY]
-
-    add_record(platform, "2000")
-    assert platform.run("daily_export_job", DAY).success
-    (request,) = tick(platform)
-    assert pairs_of(request) == ["daily/2026-03-08"]
-    deliver(platform, [request])
-    after = remote_files(base)[SUMMARY]
-    assert after != before and remote_files(base) == local_files(platform)
-    newest, first = events(platform, "daily_delivery", DAY)
-    assert newest["replaced"].startswith(first["summary_sha256"][:12])
 
 
-def test_a_request_made_before_a_newer_publish_sends_the_newest_pair(sftp_platform):
-    platform, base = sftp_platform
-    assert platform.run("daily_export_job", DAY).success
-    stale = tick(platform)
-    add_record(platform, "2001")
-    assert platform.run("daily_export_job", DAY).success
-    deliver(platform, stale)
-    assert remote_files(base) == local_files(platform) and mixed_pairs(base) == 0
-    assert tick(platform) == []  # the newest pair is the one delivered
-
-
-def test_a_pair_published_again_while_delivery_reads_versions_is_sent_not_refused(
-    sftp_platform, monkeypatch
+@pytest.mark.parametrize(
+    "instant",
+    ["before the versions are read", "after the read", "after the send", "before the ledger write"],
+)
+def test_a_pair_made_again_at_any_instant_of_a_delivery_run_ends_at_the_recipient(
+    sftp_platform, monkeypatch, instant
 ):
-    """The race between a delivery run and an export batch holding the pair's lock: the
-    delivery read the versions, then the export published and recorded a newer pair. The
-    delivery finds bytes newer than what it read, no journal: the newest record decides."""
+    """The period is made again while a delivery run works on it. Whenever that happens, the
+    recipient ends with the newest pair, whole, and nothing is left pending. Inside the lock
+    window (after the send, before the ledger write) the export waits for the pair's lock, as
+    a real export run in another process would."""
     platform, base = sftp_platform
     assert platform.run("daily_export_job", DAY).success
     (request,) = tick(platform)
-    add_record(platform, "2002")
-    read_versions = delivery_assets._load_versions
+    exporter: list[threading.Thread] = []
 
-    def read_then_publish_again(instance, jobs):
-        read_versions(instance, jobs)
-        assert platform.run("daily_export_job", DAY).success
+    def in_another_thread() -> None:
+        thread = threading.Thread(target=_export_again, args=(platform, "2003"))
+        thread.start()
+        exporter.append(thread)
+        time.sleep(0.5)  # it is waiting for the pair's lock now
 
-    monkeypatch.setattr(delivery_assets, "_load_versions", read_then_publish_again)
+    real_jobs, real_send, real_record = (
+        delivery_assets.org_pair_jobs,
+        SftpConnection.send,
+        delivery_assets._record,
+    )
+    if instant == "before the versions are read":
+
+        def hooked_jobs(*args, **kwargs):
+            _export_again(platform, "2003")
+            return real_jobs(*args, **kwargs)
+
+        monkeypatch.setattr(delivery_assets, "org_pair_jobs", hooked_jobs)
+    elif instant == "after the read":
+
+        def hooked_jobs(*args, **kwargs):
+            jobs = real_jobs(*args, **kwargs)
+            _export_again(platform, "2003")
+            return jobs
+
+        monkeypatch.setattr(delivery_assets, "org_pair_jobs", hooked_jobs)
+    elif instant == "after the send":
+
+        def hooked_send(self, *args):
+            receipts = real_send(self, *args)
+            in_another_thread()
+            return receipts
+
+        monkeypatch.setattr(SftpConnection, "send", hooked_send)
+    else:
+
+        def hooked_record(*args, **kwargs):
+            in_another_thread()
+            return real_record(*args, **kwargs)
+
+        monkeypatch.setattr(delivery_assets, "_record", hooked_record)
     deliver(platform, [request])
+    for thread in exporter:
+        thread.join(60)
+    monkeypatch.undo()
+    time.sleep(0.05)
+    while requests := tick(platform):
+        deliver(platform, requests)
+    assert "2003" in (base / SUMMARY.replace("summary", "needs")).read_text()
     assert remote_files(base) == local_files(platform) and mixed_pairs(base) == 0
-    (entry, *_) = events(platform, "daily_delivery", DAY)
-    assert entry["status"] == "delivered"
-    assert "2002" in (base / SUMMARY.replace("summary", "needs")).read_text()
+    assert tick(platform) == []
 
 
 def test_target_down_longer_than_every_attempt_is_delivered_once_it_is_back(
@@ -365,9 +264,8 @@ def test_a_thousand_pending_pairs_go_out_in_bounded_batches(tmp_path):
         assert published == sum(per_org.values()) > 1000
         runs = 0
         while requests := tick(p):
-            assert all(len(pairs_of(r)) <= 150 for r in requests)
             assert len({r.tags["counts/org"] for r in requests}) == len(requests)
-            deliver(p, requests)
+            assert all(len(sent_by(r)) <= 150 for r in deliver(p, requests))
             runs += len(requests)
         outbox = remote_files(tmp_path / "outbox")
         assert len(outbox) == 2 * published  # none lost, none twice (same names)
@@ -394,8 +292,9 @@ def test_deliveries_recorded_per_file_by_earlier_versions_still_count(sftp_platf
         )
     assert tick(platform) == []  # already at this place: nothing to send
     platform.set_delivery(url=platform.resources["delivery"].url + "-elsewhere")
+    (base.parent / f"{base.name}-elsewhere").mkdir()
     (request,) = tick(platform)  # a new place: pending there
-    assert pairs_of(request) == ["daily/2026-03-08"]
+    assert sent_by(*deliver(platform, [request])) == [f"daily/{DAY}"]
 
 
 def test_a_publish_cut_before_it_was_recorded_is_recorded_and_sent_by_the_next_delivery(
@@ -413,11 +312,7 @@ def test_a_publish_cut_before_it_was_recorded_is_recorded_and_sent_by_the_next_d
         pair.publish(new_pair)
     request = dg.RunRequest(
         job_name="delivery_job",
-        run_config={
-            "ops": {
-                "deliver_pairs": {"config": {"org_id": "testorg", "pairs": ["daily/2026-03-08"]}}
-            }
-        },
+        run_config={"ops": {"deliver_pairs": {"config": {"org_id": "testorg"}}}},
     )
     deliver(platform, [request])
     (recovered, _) = events(platform, "daily_summary_file", DAY)
@@ -453,8 +348,8 @@ def test_a_publish_left_unrecorded_by_an_ended_run_is_recorded_by_the_sensor_and
     (recovered, _) = events(platform, "daily_summary_file", DAY)
     assert recovered["recovered"] == "recorded by delivery_sensor from the publish journal"
     assert recovered["sha256"] == pair_store.sha256(new_pair["summary"][0])
-    assert pairs_of(request) == ["daily/2026-03-08"] and not journal.exists()
-    deliver(platform, [request])
+    assert not journal.exists()
+    assert sent_by(*deliver(platform, [request])) == [f"daily/{DAY}"]
     assert remote_files(base)[SUMMARY] == new_pair["summary"][0]
     assert remote_files(base) == local_files(platform) and mixed_pairs(base) == 0
 
@@ -494,7 +389,8 @@ def test_the_health_view_is_an_asset_in_the_ui(sftp_platform):
     metadata = {k: v.value for k, v in materialization.metadata.items()}
     assert metadata["organizations"] == 2 and metadata["not_fine"] == "testorg"
     assert (
-        "| testorg | NO | 2026-03-08 | - | - | 1 | 0 | 0 | none | in force since 2026-02-20 "
+        "| testorg | NO | 2026-03-08 | - | - | 1 | 0 | 0 | none | not audited yet | in force since "
+        "2026-02-20 "
         "(letter LTR-TEST-1) |" in metadata["health"]
     )
     # A failed export run makes its org not fine, even with nothing pending.
@@ -507,7 +403,7 @@ def test_the_health_view_is_an_asset_in_the_ui(sftp_platform):
         "fleet_health"
     )
     health = materialization.metadata["health"].value
-    assert "| otherorg | NO | - | - | - | 0 | 0 | 1 | none | in force" in health
+    assert "| otherorg | NO | - | - | - | 0 | 0 | 1 | none | not audited yet | in force" in health
 
 
 def step_failure(result) -> str:
@@ -584,19 +480,30 @@ def test_a_full_server_disk_fails_the_run_at_once_naming_org_period_and_path(sft
     assert failed["status"] == "failed" and "its disk is full" in failed["reason"]
 
 
-def test_a_pair_that_cannot_be_read_is_refused_naming_org_period_path_and_what_happened(
+def test_a_pair_that_cannot_be_read_fails_naming_org_period_path_and_is_tried_again(
     sftp_platform,
 ):
+    """A local read error may pass (a network volume, too many open files): the pair fails for
+    this run, is never called refused, and is requested again."""
     platform, base = sftp_platform
     assert platform.run("daily_export_job", DAY).success
     needs = platform.export_dir / "testorg/daily/testorg_daily_2026-03-08_needs.csv"
+    kept = needs.read_bytes()
     needs.unlink()
     needs.mkdir()  # a folder where File 2 was
     (request,) = tick(platform)
     (result,) = deliver(platform, [request], succeed=False)
     assert step_failure(result) == (
-        "testorg: 1 pairs refused, never sent:\n"
+        "testorg: 0 pairs delivered, 1 not; they stay pending and are requested again.\n"
         f"testorg 2026-03-08: {needs}: the pair cannot be read, it is missing or not a regular "
-        "file; make the period again to publish it anew"
+        "file"
     )
+    (failed,) = events(platform, "daily_delivery", DAY, observations=True)
+    assert failed["status"] == "failed"
     assert remote_files(base) == {}
+    needs.rmdir()
+    needs.write_bytes(kept)
+    platform.set_delivery(retry_minutes=0.001)
+    time.sleep(0.1)
+    deliver(platform, tick(platform))
+    assert remote_files(base) == local_files(platform)

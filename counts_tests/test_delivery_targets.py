@@ -13,7 +13,7 @@ import paramiko
 import pytest
 
 from counts_assets.delivery.resource import DeliveryConfigError, target_from_url
-from counts_assets.delivery.retry import RetryPolicy, deliver_with_retries
+from counts_assets.delivery.retry import RetryPolicy, Session, with_retries
 from counts_assets.delivery.targets import DeliveryError, OutboxTarget, contained_path, deliver
 from counts_tests.mounts import tmpfs
 from counts_tests.sftp_server import keygen
@@ -21,6 +21,14 @@ from counts_tests.tcp_proxy import ResettingProxy
 
 CONTENT = b"Call Date,Total Calls,Total Services,Report Version\n2026-10-15,3,1,v2\n"
 NAME = "gateway211_daily_2026-10-15_summary.csv"
+
+
+def deliver_with_retries(target, remote_dir, name, content, policy, log, sleep=time.sleep):
+    """One file sent with the run's retries, over one session."""
+    with Session(target) as session:
+        return with_retries(
+            session, lambda c: c.send(remote_dir, [(name, content)])[0], policy, log, sleep
+        )
 
 
 def sftp_target(server, base, known_hosts=None, key=None, port=None, timeout=5.0):

@@ -56,6 +56,15 @@ def test_the_helm_values_carry_the_platform_settings():
         is embedded["run_retries"]["retry_on_asset_or_op_failure"]
     )
     assert values["postgresql"]["enabled"] is False  # an external PostgreSQL
+    monitoring = embedded["run_monitoring"]
+    assert values["dagsterDaemon"]["runMonitoring"] == {
+        "enabled": monitoring["enabled"],
+        "startTimeoutSeconds": monitoring["start_timeout_seconds"],
+        "cancelTimeoutSeconds": monitoring["cancel_timeout_seconds"],
+        "maxRuntimeSeconds": monitoring["max_runtime_seconds"],
+        "pollIntervalSeconds": monitoring["poll_interval_seconds"],
+        "freeSlotsAfterRunEndSeconds": monitoring["free_slots_after_run_end_seconds"],
+    }
 
 
 def test_the_image_entry_point_loads_the_definitions(tmp_path):

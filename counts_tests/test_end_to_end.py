@@ -22,8 +22,14 @@ from counts_assets.records import latest_records, metadata_of
 from counts_assets.resources import ExportFiles, OrgRegistry
 from counts_assets.source.reader import SourceReader
 from counts_tests.dagster_processes import REPO, running_dagster
-from counts_tests.golden_store import GOLDEN_DIR, build_golden_store, write_org_files
+from counts_tests.golden_store import (
+    GOLDEN_DIR,
+    OTHER_ORG_YAML,
+    build_golden_store,
+    write_org_files,
+)
 from counts_tests.store import sqlite_url
+from counts_tests.tcp_proxy import HoldingProxy
 
 
 def platform_env(
@@ -294,3 +300,95 @@ def test_a_backfill_run_killed_while_publishing_is_retried_and_every_pair_is_rec
         )
     leftover = list((export_dir / ".pairs").rglob("*.journal")) + list(export_dir.rglob("*.part"))
     assert (len(lost), len(mixed), len(leftover)) == (0, 0, 0)
+
+
+def test_killed_delivery_runs_give_back_their_pool_slots_and_every_pair_goes_out(
+    tmp_path, sftp_server, sftp_base
+):
+    """Four delivery run workers killed with SIGKILL while they connect (the connections are
+    held in a proxy). Their `sftp` pool slots (4 in all) would stay taken for good; the run
+    monitoring of dagster.yaml frees them, and every pending pair is delivered with no manual
+    step. Counted at the recipient: lost, mixed."""
+    with HoldingProxy(sftp_server.port, every=True) as proxy:
+        known = tmp_path / "known_hosts"
+        known.write_text(
+            f"[127.0.0.1]:{proxy.port} {' '.join(sftp_server.host_public_key.split()[:2])}\n"
+        )
+        env = platform_env(
+            tmp_path,
+            sftp_server,
+            sftp_base,
+            COUNTS_DELIVERY_URL=sftp_server.url(str(sftp_base), proxy.port),
+            COUNTS_SFTP_KNOWN_HOSTS=str(known),
+            COUNTS_DELIVERY_RETRY_MINUTES="0.05",
+        )
+        orgs = ["testorg", "otherorg", "thirdorg", "fourthorg"]
+        for org in orgs[2:]:
+            (tmp_path / "orgs" / f"{org}.yaml").write_text(OTHER_ORG_YAML.replace("otherorg", org))
+        home = tmp_path / "dagster_home"
+        resources = {
+            "org_registry": OrgRegistry(orgs_dir=env["COUNTS_ORGS_DIR"], first_date="2026-01-01"),
+            "source": SourceReader(url=env["COUNTS_SOURCE_URL"]),
+            "export_files": ExportFiles(export_dir=env["COUNTS_EXPORT_DIR"]),
+            "delivery": DeliveryResource(url=env["COUNTS_DELIVERY_URL"]),
+            "alerts": AlertHook(url=None),
+        }
+        with (
+            running_dagster(home, env) as dagster,
+            dg.DagsterInstance.from_config(str(home)) as instance,
+        ):
+            dagster.wait_for(
+                lambda: len(instance.get_dynamic_partitions("orgs")) == 4, 120, "the orgs"
+            )
+            first_org, *_, last_org = instance.get_dynamic_partitions("orgs")
+            assert (
+                build_defs(resources)
+                .resolve_job_def("daily_export_job")
+                .execute_in_process(
+                    instance=instance,
+                    tags={
+                        "dagster/asset_partition_range_start": f"2026-03-07|{first_org}",
+                        "dagster/asset_partition_range_end": f"2026-03-08|{last_org}",
+                    },
+                )
+                .success
+            )
+            killed: set[int] = set()
+            while len(killed) < 4:
+                workers = dagster.wait_for(
+                    lambda: (
+                        [
+                            pid
+                            for pid in _run_workers({p.pid for p in dagster.processes})
+                            if pid not in killed
+                        ]
+                        if proxy.connections > len(killed)
+                        else None
+                    ),
+                    240,
+                    "a delivery run connecting",
+                    0.2,
+                )
+                for pid in workers[: 4 - len(killed)]:
+                    os.kill(pid, signal.SIGKILL)
+                    killed.add(pid)
+            proxy.release()
+            expected = {
+                f"{org}/{path.name}": path.read_bytes()
+                for org in orgs
+                for path in (tmp_path / "exports" / org / "daily").glob("*.csv")
+            }
+            assert len(expected) == 16
+
+            def delivered():
+                files = {
+                    str(p.relative_to(sftp_base)): p.read_bytes() for p in sftp_base.rglob("*.csv")
+                }
+                return files if files == expected else None
+
+            dagster.wait_for(delivered, 360, "every pair after the killed runs", 2)
+            failed = instance.get_runs(
+                dg.RunsFilter(job_name="delivery_job", statuses=[dg.DagsterRunStatus.FAILURE])
+            )
+            assert len(failed) >= 4, dagster.logs()
+    assert not any(p.name.endswith(".part") for p in sftp_base.rglob("*"))

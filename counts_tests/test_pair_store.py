@@ -213,7 +213,9 @@ def test_a_runs_pairs_are_published_in_batches_whose_locks_hold_until_recorded(t
     }
     book = tmp_path / ".pairs" / ORG / "daily"
     seen = []
-    for batch in publish_pairs(RunOutcome(Findings.concat([]), files), tmp_path, per_batch=2):
+    for batch in publish_pairs(
+        RunOutcome(Findings.concat([]), files), PairStore(tmp_path), per_batch=2
+    ):
         periods = [result.target.period for result in batch]
         seen.append(periods)
         for period in periods:
@@ -236,7 +238,7 @@ def publish_one(root: Path, pair: dict[str, tuple[bytes, int]]) -> FileOutcome:
     """One pair through a run's publish, as an export run does it."""
     day = dt.date.fromisoformat(DAY)
     result = FileOutcome(Target(ORG, DAY, day, day), contents=pair)
-    for _ in publish_pairs(RunOutcome(Findings.concat([]), {(ORG, DAY): result}), root):
+    for _ in publish_pairs(RunOutcome(Findings.concat([]), {(ORG, DAY): result}), PairStore(root)):
         pass  # nothing to record
     return result
 

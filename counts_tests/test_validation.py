@@ -10,6 +10,7 @@ import pandas as pd
 from counts_assets.exports.layout import NEEDS_HEADER, SUMMARY_HEADER
 from counts_assets.exports.periods import Target
 from counts_assets.exports.run import build_run, publish_pairs, run_exports
+from counts_assets.pairs.store import PairStore
 from counts_assets.source.tables import SourceTables
 from counts_assets.validation.gate import validate_run
 from counts_tests.factories import make_org, records_frame, targets
@@ -136,7 +137,9 @@ def test_failed_pair_is_not_published_and_the_previous_pair_stays(tmp_path):
     ]
     outcome = build_run(source, {org.id: org}, targets)
     outcome.files[("testorg", "2026-10-15")].failures.append("needs file fails [a rule]")
-    published = [r.target.period for batch in publish_pairs(outcome, tmp_path) for r in batch]
+    published = [
+        r.target.period for batch in publish_pairs(outcome, PairStore(tmp_path)) for r in batch
+    ]
     assert published == ["2026-10-16"]
     assert list(outcome.failed) == [("testorg", "2026-10-15")]
     for kind in ("summary", "needs"):

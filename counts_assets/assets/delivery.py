@@ -1,40 +1,64 @@
-"""The delivery ledger and the delivery run.
+"""The delivery ledger, the delivery run and re-delivery.
 
 `daily_delivery` and `monthly_delivery` are the ledger: partitioned like the files, one
-materialization per delivered pair (where, when, both files' size and SHA-256, what it
-replaced). An observation on a partition says why a pair waits (no permission, target down,
-refused). They are recorded by `delivery_job`, which `delivery_sensor` launches for one org and
-many pending pairs: one connection, each pair re-read under its lock, all pairs re-validated in
-one pass, each sent as a pair and recorded as soon as it is delivered."""
+materialization per pair sent (where, when, both files' size and SHA-256, what it replaced), and
+one for a pair that needed no sending (`unchanged`: the place already holds its bytes;
+`no_file`: the period made none). An observation on a partition says why a pair waits (no
+permission, target down, refused).
 
-import contextlib
+`delivery_job` works for one organization, launched by `delivery_sensor`. It decides each pair
+from versions (`counts_assets.delivery.plan`): the newest published version against the version
+last delivered to the current place. Then, over one connection, for up to a batch of pairs: each
+re-read under its lock and checked against the version published, all re-validated in one pass,
+and each sent while its lock is held, from reading its bytes again to writing its ledger entry,
+so a newer publish can never hide behind an older delivery. `redelivery_job` sends chosen
+periods again on an operator's request."""
+
 import datetime as dt
+import logging
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import dagster as dg
-from pydantic import Field
 
 from counts_assets.assets.exports import CHECK_INTACT, DAILY, MONTHLY, Cadence
-from counts_assets.automation.runs import DELIVERY_WORK
+from counts_assets.automation.runs import DELIVERY_MAX_RUNTIME, DELIVERY_WORK, MORE_PENDING_TAG
 from counts_assets.delivery.ledger import (
-    CADENCES,
-    Delivered,
-    delivered_versions,
+    latest_refusals,
+    ledger_entries,
     ledger_key,
+    published_pairs,
     published_versions,
 )
+from counts_assets.delivery.plan import (
+    DELIVERED,
+    NO_FILE,
+    REDELIVERED,
+    REFUSED,
+    UNCHANGED,
+    Action,
+    LedgerEntry,
+    Published,
+    Refusal,
+    next_action,
+    org_fingerprint,
+)
 from counts_assets.delivery.resource import DeliveryResource
-from counts_assets.delivery.retry import send_batch
-from counts_assets.delivery.targets import DeliveryError
-from counts_assets.exports.periods import period_bounds
+from counts_assets.delivery.retry import Session, with_retries
+from counts_assets.delivery.targets import Connection, DeliveryError, Receipt
+from counts_assets.exports.periods import may_have_file, period_bounds
 from counts_assets.orgs.models import Organization
-from counts_assets.pairs.store import PairBytes, PairStore, PairVersion, disk_failure
+from counts_assets.pairs.store import PairBytes, PairLockTimeout, PairStore, disk_failure
 from counts_assets.partitions import partition_key
-from counts_assets.records import latest_records, metadata_of
+from counts_assets.records import latest_ids, latest_records, metadata_of
 from counts_assets.resources import ExportFiles, OrgRegistry
 from counts_assets.validation.gate import PairOnDisk, validate_published_pairs
 
 SFTP_POOL = "sftp"
+# A pair that cannot be read from disk is read again this many times within the run before it
+# fails for this run (a local read error may pass: it is never a refusal).
+LOCAL_READS = 3
 
 
 def _ledger_spec(cadence: Cadence) -> dg.AssetSpec:
@@ -43,9 +67,11 @@ def _ledger_spec(cadence: Cadence) -> dg.AssetSpec:
         deps=[cadence.summary, cadence.needs],
         partitions_def=cadence.partitions_def,
         group_name="delivery",
-        description=f"The {cadence.name} pair as delivered to 211 Counts: one entry per "
-        "delivery (where, when, size and SHA-256 of both files). A published pair without an "
-        "entry for the current target is pending; observations say why it waits.",
+        description=f"The {cadence.name} pair at 211 Counts: one entry per pair sent (where, "
+        "when, size and SHA-256 of both files; `delivered`, or `redelivered` on request), or "
+        "needing no sending (`unchanged`, `no_file`). A published pair is pending while its "
+        "newest version is not the one last delivered to the current place; observations say "
+        "why it waits (waiting, failed, refused).",
     )
 
 
@@ -54,14 +80,20 @@ LEDGER_SPECS = [_ledger_spec(DAILY), _ledger_spec(MONTHLY)]
 
 class DeliveryBatch(dg.Config):
     org_id: str
-    pairs: list[str] = Field(
-        default_factory=list, description='Pairs as "daily/2026-10-15" or "monthly/2026-10".'
-    )
+
+
+class RedeliveryRequest(dg.Config):
+    """Which pairs of an organization to send again, and why (the ledger keeps the reason)."""
+
+    org_id: str
+    first: str  # YYYY-MM-DD: the first Call Date; a month counts when it overlaps the range
+    last: str  # YYYY-MM-DD
+    reason: str
 
 
 @dataclass
 class PairJob:
-    """One pair of a delivery run, with what the instance and the disk say about it."""
+    """One pair of a run, with what the instance and the disk say about it."""
 
     org_id: str
     cadence: Cadence
@@ -69,36 +101,76 @@ class PairJob:
     period: str
     first_day: dt.date
     last_day: dt.date
-    published: PairVersion | None = None
-    delivered: Delivered | None = None
+    published: Published | None
+    delivered: LedgerEntry | None
+    refusal: Refusal | None
+    action: Action = Action.NOTHING
     disk: PairBytes | None = None
 
 
-def _pair_jobs(batch: DeliveryBatch, org: Organization) -> list[PairJob]:
+def org_pair_jobs(
+    instance: dg.DagsterInstance,
+    org: Organization,
+    place: str,
+    now: dt.datetime,
+    wanted: Callable[[Cadence, dt.date], bool] = lambda cadence, start: True,
+) -> list[PairJob]:
+    """Every pair of the org that may have a file, with its action decided from versions:
+    daily then monthly, oldest first. A few bulk reads per cadence, never one per pair."""
+    fingerprint = org_fingerprint(org)
     jobs = []
-    for label in dict.fromkeys(batch.pairs):
-        cadence_name, _, period = label.partition("/")
-        cadence = CADENCES[cadence_name]
-        start = dt.date.fromisoformat(period + "-01" if cadence.monthly else period)
-        first, last = period_bounds(start, cadence.monthly)
-        key = str(partition_key(cadence.monthly, batch.org_id, first))
-        jobs.append(PairJob(batch.org_id, cadence, key, period, max(first, org.share_from), last))
+    for cadence in (DAILY, MONTHLY):
+        starts = {}
+        suffix = f"|{org.id}"
+        for partition in latest_ids(instance, cadence.summary):
+            if not partition.endswith(suffix):
+                continue
+            start = dt.date.fromisoformat(partition.removesuffix(suffix))
+            if may_have_file(org, start, cadence.monthly, now) and wanted(cadence, start):
+                starts[partition] = start
+        published = published_pairs(instance, cadence, starts)
+        delivered = ledger_entries(instance, cadence, starts)
+        refusals = latest_refusals(instance, cadence, starts)
+        for partition, start in sorted(starts.items(), key=lambda item: item[1]):
+            first, last = period_bounds(start, cadence.monthly)
+            job = PairJob(
+                org.id,
+                cadence,
+                partition,
+                start.strftime("%Y-%m") if cadence.monthly else start.isoformat(),
+                max(first, org.share_from),
+                last,
+                published.get(partition),
+                delivered.get(partition),
+                refusals.get(partition),
+            )
+            job.action = next_action(job.published, job.delivered, job.refusal, place, fingerprint)
+            jobs.append(job)
     return jobs
 
 
 def _observe(context, job: PairJob, status: str, reason: str, previous: dict, **extra) -> None:
-    """An observation on the pair's ledger partition, only when its state changes."""
+    """An observation on the pair's ledger partition, only when its state changes (the same
+    state about a newer publish is a change)."""
+    published_id = job.published.storage_id if job.published else 0
     last = previous.get((job.cadence.name, job.partition))
-    if last and last.get("status") == status and last.get("reason") == reason:
+    if (
+        last
+        and last.get("status") == status
+        and last.get("reason") == reason
+        and last.get("published_id", 0) == published_id
+    ):
         return
     since = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    metadata = {"status": status, "reason": reason, "since": since, "published_id": published_id}
     context.log_event(
         dg.AssetObservation(
             asset_key=ledger_key(job.cadence),
             partition=job.partition,
-            metadata={"status": status, "reason": reason, "since": since, **extra},
+            metadata=metadata | extra,
         )
     )
+    previous[(job.cadence.name, job.partition)] = metadata
 
 
 def _latest_observations(context, jobs: list[PairJob]) -> dict:
@@ -135,41 +207,73 @@ def recovered_records(
     return records
 
 
-def _record_recovered(context, job: PairJob, disk: PairBytes) -> None:
-    for record in recovered_records(job.cadence, job.partition, disk, "a delivery run"):
-        context.log_event(record)
-
-
-def _refuse(context, job: PairJob, reason: str, previous: dict, **extra) -> str:
-    _observe(context, job, "refused", reason, previous, **extra)
-    return f"{job.org_id} {job.period}: {reason}"
-
-
-def _read_verified(context, store: PairStore, job: PairJob, previous: dict) -> str | None:
-    """Reads the pair under its lock (repairing it first) and checks it is the pair published.
-    Returns why it is refused, or None."""
-    try:
-        with store.locked(job.org_id, job.period) as pair:
-            job.disk = pair.read()
-            journal = job.disk.journal
-            if journal is not None:
-                if journal == job.disk.version != job.published:
-                    _record_recovered(context, job, job.disk)
-                    job.published = job.disk.version
+def sweep_journals(
+    instance: dg.DagsterInstance,
+    store: PairStore,
+    org_ids: list[str],
+    log: logging.Logger,
+    by: str,
+    record: Callable[[dg.AssetMaterialization], None],
+) -> int:
+    """Publishes left without their record by a run that ended between the two (cancelled,
+    or its process lost): each journal vouches for its pair, which is recorded here, under
+    the pair's lock, before the journal goes; it is then pending like any other. A pair whose
+    lock is held (a publish in progress) is left to its run. Returns how many were recorded."""
+    recorded = 0
+    for org_id, cadence_name, period in store.journalled(org_ids):
+        where = f"{org_id} {cadence_name} {period}"
+        try:
+            cadence = MONTHLY if cadence_name == "monthly" else DAILY
+            start = dt.date.fromisoformat(period + "-01" if cadence.monthly else period)
+            partition = str(partition_key(cadence.monthly, org_id, start))
+            with store.locked(org_id, period, wait=False) as pair:
+                journal = pair.journal
+                if journal is None:
+                    continue  # an unfinished journal: the repair rolled the publish back
+                disk = pair.read()
+                if disk.version != journal:
+                    log.warning(
+                        f"{where}: the files on disk are not the ones its publish journal "
+                        "names (edited since?); journal dropped, the pair waits to be made again"
+                    )
+                elif published_versions(instance, cadence, [partition]).get(partition) != journal:
+                    for materialization in recovered_records(cadence, partition, disk, by):
+                        record(materialization)
+                    recorded += 1
                 pair.recorded()
-            elif job.disk.version != job.published:
-                # An export may have published and recorded the pair while this run waited
-                # for its lock, after it read the versions: the newest record decides.
-                newest = published_versions(context.instance, job.cadence, [job.partition])
-                job.published = newest.get(job.partition, job.published)
-    except OSError as exc:
-        failure = disk_failure(exc)
-        reason = (
-            f"{failure.path}: the pair cannot be read, {failure.reason}; make the period again "
-            "to publish it anew"
-        )
-        return _refuse(context, job, reason, previous)
-    found, expected = job.disk.version, job.published
+        except BlockingIOError:
+            continue  # a run holds the pair
+        except (OSError, ValueError, RuntimeError) as exc:
+            log.warning(f"{where}: publish journal left as it is: {exc}")
+    return recorded
+
+
+class _Refused(Exception):
+    """The pair on disk is not the pair published: never sent."""
+
+
+def _read_verified(context, store: PairStore, job: PairJob) -> None:
+    """Reads the pair under its lock (repairing it first) into `job.disk` and checks it is the
+    newest pair published. Raises _Refused (bytes edited or truncated on disk) or OSError (a
+    local read error, which may pass)."""
+    with store.locked(job.org_id, job.period) as pair:
+        job.disk = pair.read()
+        if job.disk.journal is not None:
+            # A publish cut short before its record: recorded here, under the lock.
+            if job.disk.journal == job.disk.version != job.published.version:
+                for record in recovered_records(
+                    job.cadence, job.partition, job.disk, "a delivery run"
+                ):
+                    context.log_event(record)
+                job.published = Published(0, job.disk.version)
+            pair.recorded()
+        elif job.disk.version != job.published.version:
+            # Published and recorded anew since the versions were read: the newest decides.
+            newest = published_pairs(context.instance, job.cadence, [job.partition])
+            job.published = newest.get(job.partition, job.published)
+    if job.published.version is None:
+        return
+    found, expected = job.disk.version, job.published.version
     for kind in ("summary", "needs"):
         if found.sha256(kind) == expected.sha256(kind):
             continue
@@ -187,19 +291,61 @@ def _read_verified(context, store: PairStore, job: PairJob, previous: dict) -> s
                 },
             )
         )
-        return _refuse(
-            context,
-            job,
+        raise _Refused(
             f"{path} is not the file published (edited or truncated on disk): expected "
             f"SHA-256 {expected.sha256(kind)}, found {found.sha256(kind)}; make the period "
-            "again to publish it anew",
-            previous,
-            path=path,
+            "again to publish it anew"
         )
-    return None
 
 
-def _validated(context, jobs: list[PairJob], previous: dict, refused: list[str]) -> list[PairJob]:
+class _Outcome:
+    """What a run did, pair by pair, for its log and its failure."""
+
+    def __init__(self, org_id: str) -> None:
+        self.org_id = org_id
+        self.sent = 0
+        self.recorded = 0
+        self.refused: list[str] = []
+        self.failed: list[str] = []
+        self.unsent = 0  # pairs not tried after the target failed
+        self.left: list[str] = []
+
+    def line(self, job: PairJob, what: str) -> str:
+        return f"{job.org_id} {job.period}: {what}"
+
+
+def _readable(context, store: PairStore, jobs, previous, outcome, fingerprint) -> list[PairJob]:
+    """The jobs whose bytes on disk are the bytes published, read under their locks. A local
+    read error is tried again a few times, then fails the pair for this run only."""
+    ready = []
+    for job in jobs:
+        for attempt in range(LOCAL_READS):
+            try:
+                _read_verified(context, store, job)
+            except _Refused as refusal:
+                reason = str(refusal)
+                outcome.refused.append(outcome.line(job, reason))
+                _observe(context, job, REFUSED, reason, previous, org_file=fingerprint)
+            except OSError as exc:
+                waited = isinstance(exc, PairLockTimeout)  # the bound was already waited out
+                if attempt + 1 < LOCAL_READS and not waited:
+                    time.sleep(0.2 * (attempt + 1))
+                    continue
+                failure = disk_failure(exc)
+                what = "" if waited else "the pair cannot be read, "
+                reason = f"{failure.path}: {what}{failure.reason}"
+                outcome.failed.append(outcome.line(job, reason))
+                _observe(context, job, "failed", reason + "; it is tried again", previous)
+            else:
+                if job.published.version is None:
+                    outcome.left.append(outcome.line(job, "its newest record has no file"))
+                else:
+                    ready.append(job)
+            break
+    return ready
+
+
+def _validated(context, jobs, previous, outcome, fingerprint) -> list[PairJob]:
     """The pairs that pass the schemas as read from disk, validated in one pass."""
     failures = validate_published_pairs(
         [
@@ -218,16 +364,192 @@ def _validated(context, jobs: list[PairJob], previous: dict, refused: list[str])
     for job in jobs:
         lines = failures.get((job.org_id, job.period))
         if lines:
-            refused.append(_refuse(context, job, "fails validation: " + "; ".join(lines), previous))
+            reason = "fails validation: " + "; ".join(lines)
+            outcome.refused.append(outcome.line(job, reason))
+            _observe(context, job, REFUSED, reason, previous, org_file=fingerprint)
         else:
             passed.append(job)
     return passed
 
 
+def _record(
+    context, job: PairJob, place: str, status: str, receipts: list[Receipt], reason: str = ""
+) -> None:
+    """The ledger entry of one pair, written while its lock is held."""
+    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    previous = job.delivered
+    meta = {"status": status, "target": place}
+    if status == NO_FILE:
+        meta["reason"] = "the period made no file: nothing to deliver"
+    elif status == UNCHANGED:
+        meta |= {
+            "summary_sha256": job.published.version.summary_sha256,
+            "needs_sha256": job.published.version.needs_sha256,
+            "delivered_at": previous.delivered_at,
+        }
+    else:
+        meta["delivered_at"] = now
+        for kind, receipt in zip(("needs", "summary"), receipts, strict=True):
+            meta |= {
+                f"{kind}_location": receipt.location,
+                f"{kind}_size_bytes": receipt.size,
+                f"{kind}_sha256": receipt.sha256,
+            }
+        meta["replaced"] = (
+            f"{previous.version.summary_sha256[:12]}/{previous.version.needs_sha256[:12]} "
+            f"at {previous.place}"
+            if previous and previous.version
+            else ""
+        )
+        if reason:
+            meta["reason"] = reason
+    context.log_event(
+        dg.AssetMaterialization(
+            asset_key=ledger_key(job.cadence), partition=job.partition, metadata=meta
+        )
+    )
+
+
+def _record_without_sending(
+    context, store: PairStore, jobs, place: str, fingerprint: str, outcome: _Outcome
+) -> None:
+    """Ledger entries for pairs that need no sending (same bytes, or no file), each written
+    under the pair's lock after the newest record is read again: an entry never stands for a
+    publish it did not see."""
+    for job in jobs:
+        try:
+            with store.locked(job.org_id, job.period):
+                newest = published_pairs(context.instance, job.cadence, [job.partition])
+                job.published = newest.get(job.partition, job.published)
+                action = next_action(job.published, job.delivered, job.refusal, place, fingerprint)
+                if action is Action.RECORD_UNCHANGED:
+                    _record(context, job, place, UNCHANGED, [])
+                elif action is Action.RECORD_NO_FILE:
+                    _record(context, job, place, NO_FILE, [])
+                else:
+                    continue  # published anew meanwhile: the next run sends it
+                outcome.recorded += 1
+        except OSError as exc:
+            failure = disk_failure(exc)
+            outcome.failed.append(outcome.line(job, f"{failure.path}: {failure.reason}"))
+
+
+def _send_all(
+    context,
+    org: Organization,
+    jobs: list[PairJob],
+    delivery: DeliveryResource,
+    store: PairStore,
+    registry: OrgRegistry,
+    previous: dict,
+    outcome: _Outcome,
+    status: str,
+    reason: str = "",
+) -> None:
+    """Sends each pair over the run's connection. Before each pair the organization file is
+    read again (a permission revoked while the run sends stops it); each attempt holds the
+    pair's lock from reading its bytes again to writing its ledger entry. A pair that cannot
+    be read or locked fails alone; a failure of the target ends the run."""
+    place = delivery.place(org.remote_dir)
+    policy = delivery.retry_policy()
+
+    def attempt(job: PairJob, connection: Connection) -> bool:
+        with store.locked(job.org_id, job.period) as pair:
+            if pair.read().version != job.disk.version:
+                return False  # published anew since it was read: left for the next run
+            receipts = connection.send(
+                org.remote_dir,
+                [(job.disk.paths[k].name, job.disk.contents[k]) for k in ("needs", "summary")],
+            )
+            _record(context, job, place, status, receipts, reason)
+            return True
+
+    with Session(delivery.target()) as session:
+        for n, job in enumerate(jobs):
+            current = registry.load().orgs.get(org.id)
+            blocked = (
+                "its organization file is no longer valid"
+                if current is None
+                else current.delivery_blocked(dt.datetime.now(dt.UTC))
+            )
+            if blocked:
+                for waiting in jobs[n:]:
+                    _observe(context, waiting, "waiting", blocked, previous)
+                context.log.warning(
+                    f"{org.id}: stopped after {outcome.sent} pairs, {len(jobs) - n} wait: {blocked}"
+                )
+                return
+            try:
+                sent = with_retries(
+                    session, lambda c, j=job: attempt(j, c), policy, context.log.warning
+                )
+            except DeliveryError as exc:
+                for waiting in jobs[n:]:
+                    _observe(context, waiting, "failed", str(exc), previous)
+                outcome.failed.append(f"{job.org_id} {job.period} to {place}: {exc}")
+                outcome.unsent = len(jobs) - n - 1
+                return
+            except OSError as exc:
+                failure = disk_failure(exc)
+                why = f"{failure.path}: {failure.reason}"
+                outcome.failed.append(outcome.line(job, why))
+                _observe(context, job, "failed", why + "; it is tried again", previous)
+                continue
+            if sent:
+                outcome.sent += 1
+            else:
+                outcome.left.append(outcome.line(job, "published anew while this run read it"))
+
+
+def _with_delivery_lock(store: PairStore, org_id: str, work: Callable[[], None]) -> None:
+    try:
+        with store.delivering(org_id):
+            work()
+    except BlockingIOError as exc:
+        if exc.filename is None or not str(exc.filename).endswith("delivery.lock"):
+            raise
+        raise dg.Failure(
+            f"another delivery run for {org_id} is in progress (it holds {exc.filename}): "
+            "this run sent nothing; the pairs stay pending and are requested again",
+        ) from exc
+
+
+def _org_or_fail(org_registry: OrgRegistry, org_id: str) -> Organization:
+    org = org_registry.load().orgs.get(org_id)
+    if org is None:
+        raise dg.Failure(f"{org_id} has no valid organization file: nothing is delivered")
+    return org
+
+
+def _finish(context, outcome: _Outcome, place: str) -> None:
+    context.log.info(
+        f"{outcome.org_id}: {outcome.sent} pairs delivered to {place}, {outcome.recorded} "
+        "recorded as needing no sending"
+        + (f"; left for the next run: {'; '.join(outcome.left[:20])}" if outcome.left else "")
+    )
+    if not (outcome.failed or outcome.refused):
+        return
+    said = f"{outcome.org_id}: {outcome.sent} pairs delivered"
+    if outcome.failed:
+        said += f", {len(outcome.failed) + outcome.unsent} not; they stay pending and are "
+        said += "requested again"
+    if outcome.refused:
+        said += f"; {len(outcome.refused)} refused, never sent"
+    raise dg.Failure(
+        said + ".\n" + "\n".join((outcome.failed + outcome.refused)[:50]),
+        metadata={
+            "delivered": outcome.sent,
+            "failed": len(outcome.failed),
+            "refused": len(outcome.refused),
+        },
+    )
+
+
 @dg.op(
     name="deliver_pairs",
     pool=SFTP_POOL,
-    description="Delivers pending pairs of one organization over one connection.",
+    description="Delivers the pending pairs of one organization over one connection, a batch "
+    "at most; records the pairs that need no sending.",
 )
 def deliver_pairs(
     context: dg.OpExecutionContext,
@@ -236,149 +558,134 @@ def deliver_pairs(
     export_files: ExportFiles,
     org_registry: OrgRegistry,
 ) -> None:
-    org = org_registry.load().orgs.get(config.org_id)
-    if org is None:
-        raise dg.Failure(f"{config.org_id} has no valid organization file: nothing is delivered")
-    store = PairStore(export_files.root)
-    with contextlib.ExitStack() as held:
-        try:
-            held.enter_context(store.delivering(org.id))
-        except BlockingIOError as exc:
-            raise dg.Failure(
-                f"another delivery run for {org.id} is in progress (it holds {exc.filename}): "
-                "this run sent nothing; the pairs stay pending and are requested again",
-            ) from exc
-        except OSError as exc:
-            failure = disk_failure(exc)
-            raise dg.Failure(
-                f"{org.id}: nothing delivered, its delivery lock cannot be taken: "
-                f"{failure.path}: {failure.reason}"
-            ) from exc
-        _deliver(context, config, org, delivery, store)
+    org = _org_or_fail(org_registry, config.org_id)
+    store = export_files.store(f"run {context.run_id}")
+    _with_delivery_lock(
+        store, org.id, lambda: _deliver(context, org, delivery, store, org_registry)
+    )
 
 
 def _deliver(
-    context: dg.OpExecutionContext,
-    config: DeliveryBatch,
-    org: Organization,
-    delivery: DeliveryResource,
-    store: PairStore,
+    context, org: Organization, delivery: DeliveryResource, store: PairStore, registry
 ) -> None:
-    """The run's pairs, under the org's delivery lock."""
-    jobs = _pair_jobs(config, org)
-    previous = _latest_observations(context, jobs)
-    blocked = org.delivery_blocked(dt.datetime.now(dt.UTC))
-    if blocked:
-        for job in jobs:
-            _observe(context, job, "waiting", blocked, previous)
-        context.log.info(f"{config.org_id}: {len(jobs)} pairs wait: {blocked}")
-        return
-
-    place = delivery.place(org.remote_dir)
-    _load_versions(context.instance, jobs)
-    refused: list[str] = []
-    to_check = []
-    for job in jobs:
-        if job.published is None:
-            continue  # the period made no file: nothing to deliver
-        refusal = _read_verified(context, store, job, previous)
-        if refusal:
-            refused.append(refusal)
-        elif (
-            job.delivered
-            and job.delivered.version == job.published
-            and (job.delivered.target == place)
-        ):
-            _record(context, job, place, None)  # already there: nothing is sent
-        else:
-            to_check.append(job)
-    sendable = _validated(context, to_check, previous, refused)
-
-    sent = 0
-    try:
-        for job, receipts in send_batch(
-            delivery.target(),
-            sendable,
-            lambda j: (
-                org.remote_dir,
-                [(j.disk.paths[k].name, j.disk.contents[k]) for k in ("needs", "summary")],
-            ),
-            delivery.retry_policy(),
-            context.log.warning,
-        ):
-            _record(context, job, place, dict(zip(("needs", "summary"), receipts, strict=True)))
-            sent += 1
-    except DeliveryError as exc:
-        waiting = sendable[sent:]
-        for job in waiting:
-            _observe(context, job, "failed", str(exc), previous)
-        # The pair being sent when it failed (none when closing the connection failed).
-        where = f"{config.org_id} {waiting[0].period} to {place}: " if waiting else ""
-        raise dg.Failure(
-            f"{config.org_id}: {sent} pairs delivered, {len(waiting)} not; they stay pending "
-            f"and are requested again.\n{where}{exc}",
-            metadata={"delivered": sent, "pending": len(waiting)},
-        ) from exc
-    context.log.info(f"{config.org_id}: {sent} pairs delivered to {place}")
-    if refused:
-        raise dg.Failure(
-            f"{config.org_id}: {len(refused)} pairs refused, never sent:\n" + "\n".join(refused),
-            metadata={"delivered": sent, "refused": len(refused)},
-        )
-
-
-def _load_versions(instance: dg.DagsterInstance, jobs: list[PairJob]) -> None:
-    """Newest published version and last delivery of every pair: a few queries per cadence."""
-    for cadence in (DAILY, MONTHLY):
-        partitions = [j.partition for j in jobs if j.cadence is cadence]
-        if not partitions:
-            continue
-        published = published_versions(instance, cadence, partitions)
-        delivered = delivered_versions(instance, cadence, partitions)
-        for job in jobs:
-            if job.cadence is cadence:
-                job.published = published.get(job.partition)
-                job.delivered = delivered.get(job.partition)
-
-
-def _record(context, job: PairJob, place: str, receipts: dict | None) -> None:
-    """The ledger entry of one pair: delivered now, or (no receipts) already there."""
-    now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    previous = job.delivered
-    if receipts is None:
-        meta = {
-            "status": "unchanged",
-            "target": place,
-            "summary_sha256": previous.version.summary_sha256,
-            "needs_sha256": previous.version.needs_sha256,
-            "delivered_at": previous.delivered_at,
-        }
-    else:
-        meta = {"status": "delivered", "target": place, "delivered_at": now}
-        for kind, receipt in receipts.items():
-            meta |= {
-                f"{kind}_location": receipt.location,
-                f"{kind}_size_bytes": receipt.size,
-                f"{kind}_sha256": receipt.sha256,
-            }
-        meta["replaced"] = (
-            f"{previous.version.summary_sha256[:12]}/{previous.version.needs_sha256[:12]} "
-            f"at {previous.target}"
-            if previous
-            else ""
-        )
-    context.log_event(
-        dg.AssetMaterialization(
-            asset_key=ledger_key(job.cadence), partition=job.partition, metadata=meta
-        )
+    # Publishes of the org left unrecorded by a run that ended are recorded first: they are
+    # the org's newest pairs.
+    sweep_journals(
+        context.instance, store, [org.id], context.log, "a delivery run", context.log_event
     )
+    now = dt.datetime.now(dt.UTC)
+    place = delivery.place(org.remote_dir)
+    fingerprint = org_fingerprint(org)
+    jobs = org_pair_jobs(context.instance, org, place, now)
+    to_send = [j for j in jobs if j.action is Action.SEND]
+    outcome = _Outcome(org.id)
+    previous = _latest_observations(context, to_send)
+    blocked = org.delivery_blocked(now)
+    if blocked:
+        for job in to_send:
+            _observe(context, job, "waiting", blocked, previous)
+        context.log.info(f"{org.id}: {len(to_send)} pairs wait: {blocked}")
+        return
+    _record_without_sending(
+        context,
+        store,
+        [j for j in jobs if j.action in (Action.RECORD_UNCHANGED, Action.RECORD_NO_FILE)],
+        place,
+        fingerprint,
+        outcome,
+    )
+    batch = to_send[: delivery.batch_pairs]
+    ready = _readable(context, store, batch, previous, outcome, fingerprint)
+    sendable = _validated(context, ready, previous, outcome, fingerprint)
+    _send_all(context, org, sendable, delivery, store, registry, previous, outcome, DELIVERED)
+    if len(to_send) > len(batch) and not outcome.failed:
+        context.instance.add_run_tags(context.run_id, {MORE_PENDING_TAG: "true"})
+        context.log.info(f"{org.id}: {len(to_send) - len(batch)} more pairs for the next run")
+    _finish(context, outcome, place)
+
+
+@dg.op(
+    name="redeliver_pairs",
+    pool=SFTP_POOL,
+    description="Sends chosen periods of one organization again, whatever the ledger says, "
+    "and records each as a re-delivery with its reason.",
+)
+def redeliver_pairs(
+    context: dg.OpExecutionContext,
+    config: RedeliveryRequest,
+    delivery: DeliveryResource,
+    export_files: ExportFiles,
+    org_registry: OrgRegistry,
+) -> None:
+    org = _org_or_fail(org_registry, config.org_id)
+    try:
+        first, last = dt.date.fromisoformat(config.first), dt.date.fromisoformat(config.last)
+    except ValueError as exc:
+        raise dg.Failure(f"first and last must be dates written YYYY-MM-DD: {exc}") from exc
+    if not config.reason.strip():
+        raise dg.Failure("a re-delivery needs a reason (the ledger keeps it)")
+    store = export_files.store(f"run {context.run_id}")
+
+    def overlaps(cadence: Cadence, start: dt.date) -> bool:
+        period_first, period_last = period_bounds(start, cadence.monthly)
+        return period_first <= last and period_last >= first
+
+    def resend() -> None:
+        now = dt.datetime.now(dt.UTC)
+        place = delivery.place(org.remote_dir)
+        jobs = [
+            j
+            for j in org_pair_jobs(context.instance, org, place, now, overlaps)
+            if j.published is not None and j.published.version is not None
+        ]
+        outcome = _Outcome(org.id)
+        previous = _latest_observations(context, jobs)
+        blocked = org.delivery_blocked(now)
+        if blocked:
+            raise dg.Failure(f"{org.id}: nothing re-delivered: {blocked}")
+        fingerprint = org_fingerprint(org)
+        sendable = _validated(
+            context,
+            _readable(context, store, jobs, previous, outcome, fingerprint),
+            previous,
+            outcome,
+            fingerprint,
+        )
+        _send_all(
+            context,
+            org,
+            sendable,
+            delivery,
+            store,
+            org_registry,
+            previous,
+            outcome,
+            REDELIVERED,
+            reason=config.reason.strip(),
+        )
+        context.log.info(f"{org.id}: {len(jobs)} pairs from {first} to {last} chosen")
+        _finish(context, outcome, place)
+
+    _with_delivery_lock(store, org.id, resend)
 
 
 @dg.job(
     name="delivery_job",
     executor_def=dg.in_process_executor,
-    tags=DELIVERY_WORK,
+    tags=DELIVERY_WORK | DELIVERY_MAX_RUNTIME,
     description="Delivers pending pairs of one organization (launched by delivery_sensor).",
 )
 def delivery_job() -> None:
     deliver_pairs()
+
+
+@dg.job(
+    name="redelivery_job",
+    executor_def=dg.in_process_executor,
+    tags=DELIVERY_WORK | DELIVERY_MAX_RUNTIME,
+    description="Sends chosen periods of one organization again, for example when 211 Counts "
+    "lost files: launch it with ops.redeliver_pairs.config {org_id, first, last, reason}. The "
+    "ledger records each pair as `redelivered` with the reason; nothing else changes.",
+)
+def redelivery_job() -> None:
+    redeliver_pairs()

@@ -336,7 +336,9 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
             extras = _reconciliations(context, export_files, org_outcome) if cadence.monthly else {}
             # Each batch is recorded as soon as it is published, while its locks hold; closed
             # explicitly so an error here releases the locks at once.
-            with contextlib.closing(publish_pairs(org_outcome, export_files.root)) as batches:
+            with contextlib.closing(
+                publish_pairs(org_outcome, export_files.store(f"run {context.run_id}"))
+            ) as batches:
                 for published_pairs in batches:
                     records = []
                     for result in published_pairs:

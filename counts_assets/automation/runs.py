@@ -3,6 +3,8 @@ every partition of its range): what a schedule or sensor must not request again.
 
 from __future__ import annotations
 
+import hashlib
+
 import dagster as dg
 
 IN_FLIGHT = [
@@ -21,6 +23,32 @@ RANGE_END_TAG = "dagster/asset_partition_range_end"
 WORK_TAG = "counts/work"
 EXPORT_WORK = {WORK_TAG: "export"}
 DELIVERY_WORK = {WORK_TAG: "delivery"}
+# Every run has a bound: Dagster's run monitoring ends a run past its `dagster/max_runtime`
+# (dagster.yaml); its pairs stay pending, its slots are freed.
+MAX_RUNTIME_TAG = "dagster/max_runtime"
+EXPORT_MAX_RUNTIME = {MAX_RUNTIME_TAG: str(2 * 3600)}
+DELIVERY_MAX_RUNTIME = {MAX_RUNTIME_TAG: str(30 * 60)}
+# A delivery run's organization, the place it sends to (a hash of it: a run still sending to
+# an old place after COUNTS_DELIVERY_URL or a remote_dir changed writes entries for that old
+# place), and whether it stopped at its batch limit with pairs left (continued at once).
+ORG_TAG = "counts/org"
+PLACE_TAG = "counts/place"
+MORE_PENDING_TAG = "counts/more_pending"
+
+
+def place_tag(place: str) -> str:
+    return hashlib.sha256(place.encode()).hexdigest()[:16]
+
+
+def run_org(run: dg.DagsterRun) -> str | None:
+    """The organization a delivery or re-delivery run works for: its tag, or its config (an
+    operator's re-delivery launched from the UI carries no tag)."""
+    if ORG_TAG in run.tags:
+        return run.tags[ORG_TAG]
+    ops = (run.run_config or {}).get("ops", {})
+    return next(
+        (op["config"]["org_id"] for op in ops.values() if "org_id" in op.get("config", {})), None
+    )
 
 
 def in_flight_runs(instance: dg.DagsterInstance, job_name: str) -> list[dg.DagsterRun]:

@@ -1,18 +1,21 @@
 """What the instance knows about pairs: the newest published version of each, and what was last
-delivered (the ledger). Both are read per asset for many partitions at once, never per pair."""
+delivered where (the ledger). Both are read per asset for many partitions at once, never per
+pair."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import dagster as dg
 
 from counts_assets.assets.exports import DAILY, MONTHLY, Cadence
+from counts_assets.delivery.plan import DELIVERED, REFUSED, LedgerEntry, Published, Refusal
 from counts_assets.pairs.store import PairVersion
 from counts_assets.records import latest_ids, latest_records, metadata_of
 
 CADENCES = {"daily": DAILY, "monthly": MONTHLY}
+# What the place holds, read back and compared (`delivery_audit`).
+AUDIT_KEY = dg.AssetKey("delivery_audit")
 
 
 def ledger_key(cadence: Cadence) -> dg.AssetKey:
@@ -27,47 +30,77 @@ def legacy_ledger_keys(cadence: Cadence) -> tuple[dg.AssetKey, dg.AssetKey]:
     )
 
 
-def published_versions(
+def _version(meta: dict, needs_sha256: str | None) -> PairVersion | None:
+    if "sha256" not in meta:
+        return None  # the period made no file (before share_from, or not yet ended)
+    needs = meta.get("needs_sha256") or needs_sha256
+    return PairVersion(meta["sha256"], needs) if needs else None
+
+
+def published_pairs(
     instance: dg.DagsterInstance, cadence: Cadence, partitions: Iterable[str]
-) -> dict[str, PairVersion]:
-    """The newest published pair of each partition (periods that made no file are absent): the
-    summary file's record names both files. Records made by earlier versions, without the
+) -> dict[str, Published]:
+    """The newest record of each partition: its version, or None when it made no file. The
+    summary file's record names both files; records made by earlier versions, without the
     needs file's SHA-256, take it from the needs file's record."""
-    summaries = {
-        partition: metadata_of(record)
-        for partition, record in latest_records(instance, cadence.summary, partitions).items()
-    }
-    published = {p: meta for p, meta in summaries.items() if "sha256" in meta}
-    older = [p for p, meta in published.items() if "needs_sha256" not in meta]
+    summaries = latest_records(instance, cadence.summary, partitions)
+    older = [p for p, r in summaries.items() if "needs_sha256" not in metadata_of(r)]
     needs = {
         partition: metadata_of(record).get("sha256")
         for partition, record in latest_records(instance, cadence.needs, older).items()
     }
     return {
-        partition: PairVersion(meta["sha256"], meta.get("needs_sha256") or needs[partition])
-        for partition, meta in published.items()
-        if meta.get("needs_sha256") or needs.get(partition)
+        partition: Published(record.storage_id, _version(metadata_of(record), needs.get(partition)))
+        for partition, record in summaries.items()
     }
 
 
-@dataclass(frozen=True)
-class Delivered:
-    version: PairVersion
-    target: str
-    delivered_at: str
-
-
-def delivered_versions(
+def published_versions(
     instance: dg.DagsterInstance, cadence: Cadence, partitions: Iterable[str]
-) -> dict[str, Delivered]:
-    """What was last delivered of each partition, and where; the per-file ledger of earlier
-    versions counts when both of its files were delivered to the same place."""
+) -> dict[str, PairVersion]:
+    """The newest published version of each partition (periods that made no file are absent)."""
+    return {
+        partition: published.version
+        for partition, published in published_pairs(instance, cadence, partitions).items()
+        if published.version is not None
+    }
+
+
+def version_history(
+    instance: dg.DagsterInstance, cadence: Cadence, partition: str
+) -> list[PairVersion]:
+    """Every version of the pair ever published, newest first."""
+    versions, cursor = [], None
+    while True:
+        result = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=cadence.summary, asset_partitions=[partition]),
+            limit=100,
+            cursor=cursor,
+        )
+        for record in result.records:
+            version = _version(metadata_of(record), None)
+            if version is not None:
+                versions.append(version)
+        if not result.has_more:
+            return versions
+        cursor = result.cursor
+
+
+def ledger_entries(
+    instance: dg.DagsterInstance, cadence: Cadence, partitions: Iterable[str]
+) -> dict[str, LedgerEntry]:
+    """The newest ledger entry of each partition: what its place holds as far as the ledger
+    knows. The per-file ledger of earlier versions counts when both of its files were
+    delivered to the same place."""
     partitions = list(partitions)
     out = {}
     for partition, record in latest_records(instance, ledger_key(cadence), partitions).items():
         meta = metadata_of(record)
-        out[partition] = Delivered(
-            PairVersion(meta["summary_sha256"], meta["needs_sha256"]),
+        summary, needs = meta.get("summary_sha256"), meta.get("needs_sha256")
+        out[partition] = LedgerEntry(
+            record.storage_id,
+            meta.get("status", DELIVERED),
+            PairVersion(summary, needs) if summary and needs else None,
             meta["target"],
             meta.get("delivered_at", ""),
         )
@@ -79,12 +112,27 @@ def delivered_versions(
         for partition in set(summaries) & set(needs):
             s, n = metadata_of(summaries[partition]), metadata_of(needs[partition])
             if s.get("target") and s.get("target") == n.get("target"):
-                out[partition] = Delivered(
+                out[partition] = LedgerEntry(
+                    min(summaries[partition].storage_id, needs[partition].storage_id),
+                    DELIVERED,
                     PairVersion(s["sha256"], n["sha256"]),
                     f"{s['target'].rstrip('/')}/{_remote_dir(s['location'], s['target'])}",
                     s.get("delivered_at", ""),
                 )
     return out
+
+
+def latest_refusals(
+    instance: dg.DagsterInstance, cadence: Cadence, partitions: Iterable[str]
+) -> dict[str, Refusal]:
+    """The pairs whose newest ledger observation is a refusal."""
+    return {
+        partition: Refusal(record.storage_id, metadata_of(record).get("org_file", ""))
+        for partition, record in latest_records(
+            instance, ledger_key(cadence), partitions, observations=True
+        ).items()
+        if metadata_of(record).get("status") == REFUSED
+    }
 
 
 def _remote_dir(location: str, target: str) -> str:
@@ -94,7 +142,7 @@ def _remote_dir(location: str, target: str) -> str:
 
 
 def delivered_ids(instance: dg.DagsterInstance, cadence: Cadence) -> dict[str, int]:
-    """Storage id of the newest delivery of every partition, the earlier per-file ledger
+    """Storage id of the newest ledger entry of every partition, the earlier per-file ledger
     included (a pair counts there once both files were delivered)."""
     ids = dict(latest_ids(instance, ledger_key(cadence)))
     summary_key, needs_key = legacy_ledger_keys(cadence)

@@ -31,6 +31,12 @@ class DeliveryResource(dg.ConfigurableResource):
     batch_pairs: int = Field(default=500, ge=1, description="Most pairs in one delivery run.")
     first_delay_seconds: float = Field(default=2.0, ge=0)
     max_delay_seconds: float = Field(default=60.0, ge=0)
+    audit_days: int = Field(
+        default=35, ge=0, description="Past days of pairs delivery_audit reads back."
+    )
+    audit_repair: bool = Field(
+        default=False, description="delivery_audit makes the divergent pairs pending again."
+    )
 
     def retry_policy(self) -> RetryPolicy:
         return RetryPolicy(self.attempts, self.first_delay_seconds, self.max_delay_seconds)

@@ -1,19 +1,20 @@
-"""Sends pairs over one connection, retrying transient failures with exponential back-off and
-full jitter; the attempts count per pair. A permanent failure, or a pair whose attempts are
-spent (the target is down), ends the batch: the pairs not sent stay pending."""
+"""One connection to the target for a whole delivery run, and retries of transient failures
+with exponential back-off and full jitter; the attempts count per pair. A permanent failure, or
+a pair whose attempts are spent (the target is down), ends the run: the pairs not sent stay
+pending."""
 
 from __future__ import annotations
 
 import contextlib
 import random
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
-from counts_assets.delivery.targets import Connection, DeliveryError, DeliveryTarget, Receipt
+from counts_assets.delivery.targets import Connection, DeliveryError, DeliveryTarget
 
-Item = TypeVar("Item")
+Result = TypeVar("Result")
 
 
 @dataclass(frozen=True)
@@ -27,54 +28,48 @@ class RetryPolicy:
         return draw(0.0, min(self.max_delay, self.first_delay * 2**attempt))
 
 
-def send_batch(
-    target: DeliveryTarget,
-    items: Iterable[Item],
-    files_of: Callable[[Item], tuple[str, Sequence[tuple[str, bytes]]]],
+class Session:
+    """The run's connection, opened when first needed and again after a failure dropped it."""
+
+    def __init__(self, target: DeliveryTarget) -> None:
+        self.target = target
+        self._stack = contextlib.ExitStack()
+        self._connection: Connection | None = None
+
+    def connection(self) -> Connection:
+        if self._connection is None:
+            self._connection = self._stack.enter_context(self.target.connect())
+        return self._connection
+
+    def drop(self) -> None:
+        self._connection = None
+        self._stack.close()
+
+    def __enter__(self) -> Session:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.drop()
+
+
+def with_retries(
+    session: Session,
+    attempt: Callable[[Connection], Result],
     policy: RetryPolicy,
     log: Callable[[str], None],
     sleep: Callable[[float], None] = time.sleep,
-) -> Iterator[tuple[Item, list[Receipt]]]:
-    """Yields each item with its receipts as soon as it is delivered. `files_of(item)` gives
-    (remote_dir, [(name, bytes), ...]) in rename order."""
-    with contextlib.ExitStack() as stack:
-        connection: Connection | None = None
-        for item in items:
-            remote_dir, files = files_of(item)
-            attempt = 0
-            while True:
-                try:
-                    if connection is None:
-                        connection = stack.enter_context(target.connect())
-                    receipts = connection.send(remote_dir, files)
-                    break
-                except DeliveryError as exc:
-                    stack.close()
-                    connection = None
-                    attempt += 1
-                    if not exc.transient or attempt >= policy.attempts:
-                        raise
-                    wait = policy.delay(attempt - 1)
-                    log(
-                        f"attempt {attempt} of {policy.attempts} failed ({exc}); "
-                        f"retrying in {wait:.1f}s"
-                    )
-                    sleep(wait)
-            yield item, receipts
-
-
-def deliver_with_retries(
-    target: DeliveryTarget,
-    remote_dir: str,
-    name: str,
-    content: bytes,
-    policy: RetryPolicy,
-    log: Callable[[str], None],
-    sleep: Callable[[float], None] = time.sleep,
-) -> Receipt:
-    """One file, with the same retries."""
-    for _, receipts in send_batch(
-        target, [name], lambda n: (remote_dir, [(n, content)]), policy, log, sleep
-    ):
-        return receipts[0]
-    raise AssertionError("unreachable: send_batch yields the item or raises")
+) -> Result:
+    """`attempt(connection)` until it succeeds, a permanent failure, or the policy's attempts
+    are spent; a failed attempt drops the connection, and the next one opens a new one."""
+    tries = 0
+    while True:
+        try:
+            return attempt(session.connection())
+        except DeliveryError as exc:
+            session.drop()
+            tries += 1
+            if not exc.transient or tries >= policy.attempts:
+                raise
+            wait = policy.delay(tries - 1)
+            log(f"attempt {tries} of {policy.attempts} failed ({exc}); retrying in {wait:.1f}s")
+            sleep(wait)

@@ -9,6 +9,7 @@ import hashlib
 import os
 import posixpath
 import stat
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -182,6 +183,52 @@ class SftpConnection:
         self.settings = settings
         self.sftp = sftp
         self._folders: set[str] = set()
+        self._cut = False
+
+    def _cut_off(self) -> None:
+        """Closes a connection that stopped answering: every operation waiting on it fails at
+        once, instead of each waiting out its own timeout (a silent server cost about eight
+        timeouts per attempt)."""
+        self._cut = True
+        self.sftp.get_channel().get_transport().close()
+
+    @contextmanager
+    def _bounded(self, what: str) -> Iterator[None]:
+        """One pair's operations within twice the network timeout, all told."""
+        limit = 2 * self.settings.timeout
+        watchdog = threading.Timer(limit, self._cut_off)
+        watchdog.daemon = True
+        watchdog.start()
+        try:
+            yield
+        except TimeoutError as exc:
+            self._cut_off()
+            raise self._silent(what, self.settings.timeout) from exc
+        except Exception as exc:
+            if self._cut:
+                raise self._silent(what, limit) from exc
+            raise
+        finally:
+            watchdog.cancel()
+
+    def _silent(self, what: str, seconds: float) -> DeliveryError:
+        s = self.settings
+        return DeliveryError(
+            f"{s.host}:{s.port} stopped answering while {what} (nothing within "
+            f"{seconds:g} seconds): the connection was closed",
+            transient=True,
+        )
+
+    def fetch(self, remote_dir: str, name: str) -> bytes | None:
+        """The file as the place holds it, or None when there is none (the audit)."""
+        path = contained_path(self.settings.base, remote_dir, name)
+        with self._bounded(f"reading {path}"), _translated_errors(self.settings):
+            try:
+                with self.sftp.open(path, "rb") as handle:
+                    handle.prefetch()
+                    return handle.read()
+            except FileNotFoundError:
+                return None
 
     def _folder(self, folder: str) -> None:
         if folder not in self._folders:
@@ -215,7 +262,8 @@ class SftpConnection:
     def send(self, remote_dir: str, files: Sequence[tuple[str, bytes]]) -> list[Receipt]:
         s = self.settings
         staged = []
-        with _translated_errors(s):
+        what = "sending " + " and ".join(name for name, _ in files)
+        with self._bounded(what), _translated_errors(s):
             try:
                 for name, content in files:
                     final = contained_path(s.base, remote_dir, name)

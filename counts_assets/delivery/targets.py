@@ -37,6 +37,10 @@ class Connection(Protocol):
         """All files written and checked under temporary names, then renamed in order."""
         ...
 
+    def fetch(self, remote_dir: str, name: str) -> bytes | None:
+        """A file as the place holds it, or None when there is none."""
+        ...
+
 
 class DeliveryTarget(Protocol):
     def connect(self) -> contextlib.AbstractContextManager[Connection]: ...
@@ -115,6 +119,15 @@ class OutboxTarget:
     @contextlib.contextmanager
     def connect(self) -> Iterator[OutboxTarget]:
         yield self
+
+    def fetch(self, remote_dir: str, name: str) -> bytes | None:
+        path = Path(contained_path(str(self.base), remote_dir, name))
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise DeliveryError(f"cannot read {path}: {in_words(exc)}", transient=True) from exc
 
     def send(self, remote_dir: str, files: Sequence[tuple[str, bytes]]) -> list[Receipt]:
         if not self.base.is_dir():

@@ -23,7 +23,16 @@ NEEDS_HEADER = [
 FILE_KEY = ["org_id", "period"]
 
 
+def file_name(org_id: str, period: str, kind: str) -> str:
+    """`<org>_daily_<YYYY-MM-DD>_<kind>.csv`, or monthly with `<YYYY-MM>`: the name published
+    and delivered."""
+    return f"{org_id}_{_cadence(period)}_{period}_{kind}.csv"
+
+
 def file_path(export_dir: Path, org_id: str, period: str, kind: str) -> Path:
     """`<dir>/<org>/daily/<org>_daily_<YYYY-MM-DD>_<kind>.csv`, or monthly with `<YYYY-MM>`."""
-    cadence = "monthly" if len(period) == 7 else "daily"
-    return export_dir / org_id / cadence / f"{org_id}_{cadence}_{period}_{kind}.csv"
+    return export_dir / org_id / _cadence(period) / file_name(org_id, period, kind)
+
+
+def _cadence(period: str) -> str:
+    return "monthly" if len(period) == 7 else "daily"

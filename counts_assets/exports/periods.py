@@ -78,6 +78,13 @@ def period_ended(org: Organization, last_day: dt.date, now: dt.datetime) -> bool
     return last_day < now.astimezone(org.zone).date()
 
 
+def may_have_file(org: Organization, start: dt.date, monthly: bool, now: dt.datetime) -> bool:
+    """Whether the period starting at `start` can have a pair: not wholly before the org's
+    share_from, and ended in its time zone."""
+    last = period_bounds(start, monthly)[1]
+    return last >= org.share_from and period_ended(org, last, now)
+
+
 def split_open_periods(
     requested: Iterable[tuple[str, dt.date]],
     orgs: Mapping[str, Organization],

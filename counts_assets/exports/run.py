@@ -135,15 +135,15 @@ PAIRS_PER_RECORD_BATCH = 100
 
 
 def publish_pairs(
-    outcome: RunOutcome, export_dir: Path, per_batch: int = PAIRS_PER_RECORD_BATCH
+    outcome: RunOutcome, store: PairStore, per_batch: int = PAIRS_PER_RECORD_BATCH
 ) -> Iterator[list[FileOutcome]]:
     """Publishes the valid pairs, each under its lock, and yields them in batches while their
     locks are held, so the caller records a batch before anyone else looks at its pairs; their
     journals go and their locks are released once the caller resumes. A pair that cannot be
     written (full disk, a folder at a file path) fails alone, naming the path and what
     happened. Locks are taken in (org, period) order, so two runs holding batches never wait
-    on each other in a circle."""
-    store = PairStore(export_dir)
+    on each other in a circle; a lock not free within the store's bound fails that pair alone,
+    naming its holder."""
     pending = [(key, f) for key, f in sorted(outcome.files.items()) if not f.failures]
     for start in range(0, len(pending), per_batch):
         with contextlib.ExitStack() as held:
@@ -175,6 +175,6 @@ def run_exports(
 ) -> RunOutcome:
     """Build, validate and publish, for callers with nothing to record (tests, benchmarks)."""
     outcome = build_run(source, orgs, targets)
-    for _ in publish_pairs(outcome, export_dir):
+    for _ in publish_pairs(outcome, PairStore(export_dir)):
         pass  # nothing to record
     return outcome

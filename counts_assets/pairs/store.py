@@ -22,6 +22,7 @@ import functools
 import hashlib
 import json
 import os
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,6 +58,8 @@ def disk_failure(exc: OSError) -> DiskFailure:
     """A full disk or an I/O error may pass; a path taken by something else, a refusal or a
     read-only file system stays until someone fixes it."""
     path = str(exc.filename) if exc.filename is not None else "(no path)"
+    if isinstance(exc, PairLockTimeout):
+        return DiskFailure(path, exc.strerror, True)
     if isinstance(exc, PairPathError):
         return DiskFailure(path, exc.args[0], False)
     if isinstance(exc, IsADirectoryError):
@@ -212,22 +215,45 @@ class PairHandle:
             self.journal = None
 
 
-class PairStore:
-    """Published pairs under `COUNTS_EXPORT_DIR`."""
+class PairLockTimeout(BlockingIOError):
+    """A pair's lock was not free within the bound: that pair fails alone, naming its holder."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, path: Path, seconds: float) -> None:
+        holder = _lock_holder(path)
+        super().__init__(
+            errno.EWOULDBLOCK,
+            f"its lock is held by {holder} and was not free within {seconds:g} seconds",
+        )
+        self.filename = str(path)
+
+    def __str__(self) -> str:
+        return f"{self.filename}: {self.strerror}"
+
+
+class PairStore:
+    """Published pairs under `COUNTS_EXPORT_DIR`. `holder` names who takes the locks (a run),
+    so one who waits in vain can say who held the pair; `lock_wait` bounds every wait."""
+
+    def __init__(self, root: Path, lock_wait: float = 60.0, holder: str = "") -> None:
         self.root = root
+        self.lock_wait = lock_wait
+        self.holder = holder
 
     @contextlib.contextmanager
     def locked(self, org_id: str, period: str, wait: bool = True) -> Iterator[PairHandle]:
-        """The pair under its lock, repaired first. The lock waits for another holder, or
-        (`wait=False`) raises BlockingIOError."""
+        """The pair under its lock, repaired first. The lock waits for another holder at most
+        `lock_wait` seconds (then PairLockTimeout), or (`wait=False`) raises BlockingIOError
+        at once."""
         handle = PairHandle(self, org_id, period)
         for folder in (handle.folder, handle.book):
             _folder(folder)
-        with open(handle.lock_path, "a+b") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with _naming(handle.lock_path), open(handle.lock_path, "a+b") as lock:
+            _take(lock, handle.lock_path, self.lock_wait if wait else 0.0)
             try:
+                # Who holds it, for anyone who waits in vain (the lock file holds nothing else).
+                lock.truncate(0)
+                lock.write(f"process {os.getpid()} {self.holder}".strip().encode())
+                lock.flush()
                 handle.repair()
                 yield handle
             finally:
@@ -254,6 +280,41 @@ class PairStore:
             for cadence in ("daily", "monthly"):
                 for journal in (self.root / ".pairs" / org_id / cadence).glob("*.journal"):
                     yield org_id, cadence, journal.stem
+
+
+def _take(lock, path: Path, seconds: float) -> None:
+    """An exclusive flock within `seconds` (0: now or never, BlockingIOError)."""
+    deadline = time.monotonic() + seconds
+    pause = 0.01
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if seconds <= 0:
+                raise
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise PairLockTimeout(path, seconds) from None
+            time.sleep(min(pause, left))
+            pause = min(pause * 2, 0.25)
+
+
+def _lock_holder(path: Path) -> str:
+    """The process holding a lock file's flock, from the kernel's table of locks, and the run
+    it said it was (written into the lock file by `locked`)."""
+    try:
+        info = path.stat()
+        said = path.read_text(errors="replace").strip()
+        with open("/proc/locks") as table:
+            lines = table.read().splitlines()
+    except OSError:
+        return "another process"
+    device = f"{os.major(info.st_dev):02x}:{os.minor(info.st_dev):02x}:{info.st_ino}"
+    pids = sorted({f[4] for f in (line.split() for line in lines) if len(f) > 5 and f[5] == device})
+    if len(pids) == 1 and (said + " ").startswith(f"process {pids[0]} "):
+        return said  # the process and the run it named
+    return " or ".join(f"process {pid}" for pid in pids) or "another process"
 
 
 def _read_journal(path: Path) -> PairVersion | None:

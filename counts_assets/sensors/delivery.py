@@ -1,40 +1,52 @@
 """`delivery_sensor`: delivery from state.
 
-Each tick recomputes the to-do list from the instance: a published pair is pending when its
-newest publish is newer than its newest ledger entry, or when its org's target changed since.
-Two grouped queries per cadence give the newest storage id of every partition, so nothing
-depends on a cursor that could move past work: an outage, a stopped daemon, a crashed run or a
-briefly broken org file only delay a pair. The cursor keeps small per-org facts (target and org
-file last seen, refusals, when a run was last requested). The sensor launches at most one
-delivery run per org at a time, for a bounded batch of its pending pairs, and requests a pair
-again every `COUNTS_DELIVERY_RETRY_MINUTES` while it stays pending. A pair published by a run
-that ended before recording it (cancelled, or its process lost) is recorded from its publish
-journal, and so becomes pending too."""
+Each tick finds the organizations with work, cheaply, from the instance: two grouped queries per
+cadence give the newest storage id of every partition's publish and ledger entry. A pair is a
+candidate when its newest publish is newer than its newest ledger entry, when its org's place
+changed after that entry, or when the audit found the place no longer holds it. Storage ids
+only find work: a delivery run holds a pair's lock from reading its bytes to writing its ledger
+entry, and every publish is recorded under the same lock, so a ledger entry newer than the
+newest publish always names that publish's version. The run then decides each pair from
+versions (`counts_assets.delivery.plan`). Nothing depends on a cursor that could move past
+work: an outage, a stopped daemon, a crashed run or a briefly broken org file only delay a
+pair. The cursor keeps small per-org facts (place and org file last seen, refusals, the last
+request). One delivery run per org at a time; a run that failed is requested again after
+`COUNTS_DELIVERY_RETRY_MINUTES`, one that succeeded with more pairs left at once. A pair
+published by a run that ended before recording it (cancelled, or its process lost) is recorded
+from its publish journal, and so becomes a candidate too."""
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
-import logging
 import time
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 
 import dagster as dg
 
-from counts_assets.assets.delivery import delivery_job, recovered_records
+from counts_assets.assets.delivery import delivery_job, redelivery_job, sweep_journals
 from counts_assets.assets.exports import DAILY, MONTHLY
-from counts_assets.automation.runs import in_flight_runs
-from counts_assets.delivery.ledger import delivered_ids, ledger_key, published_versions
+from counts_assets.automation.runs import (
+    MORE_PENDING_TAG,
+    ORG_TAG,
+    PLACE_TAG,
+    in_flight_runs,
+    place_tag,
+    run_org,
+)
+from counts_assets.delivery.ledger import (
+    AUDIT_KEY,
+    delivered_ids,
+    ledger_key,
+)
+from counts_assets.delivery.plan import REFUSED, org_fingerprint
 from counts_assets.delivery.resource import DeliveryResource
-from counts_assets.exports.periods import period_bounds, period_ended, period_label
-from counts_assets.pairs.store import PairStore
-from counts_assets.partitions import partition_key
+from counts_assets.exports.periods import may_have_file, period_label
 from counts_assets.records import latest_ids, metadata_of
 from counts_assets.resources import ExportFiles, OrgRegistry
 
-ORG_TAG = "counts/org"
+RUN_KEY_TAG = "dagster/run_key"  # Dagster's tag naming the run request a run came from
 # The sensor is the retry loop of delivery (a pending pair is requested again), so Dagster's
 # run retries would only repeat a refusal or hammer a target that is down.
 NO_RUN_RETRIES = {"dagster/max_retries": "0"}
@@ -48,16 +60,19 @@ class DeliveryState:
 
     places: dict[str, str] = field(default_factory=dict)
     place_since: dict[str, int] = field(default_factory=dict)
+    settling: list[str] = field(default_factory=list)  # orgs whose place changed, old runs on
     org_files: dict[str, str] = field(default_factory=dict)
-    org_since: dict[str, int] = field(default_factory=dict)
-    refused: dict[str, int] = field(default_factory=dict)  # "cadence|partition" -> storage id
+    refused: dict[str, list] = field(default_factory=dict)  # "cadence|partition" -> [id, org file]
     observed_up_to: int = 0
-    requested: dict[str, list] = field(default_factory=dict)  # org -> [epoch, max id, pairs]
+    requested: dict[str, list] = field(default_factory=dict)  # org -> [epoch, newest id, run key]
     announced: dict[str, int] = field(default_factory=dict)  # org -> newest waiting id shown
 
     @classmethod
     def load(cls, cursor: str | None) -> DeliveryState:
-        return cls(**json.loads(cursor)) if cursor else cls()
+        known = {f.name for f in fields(cls)}
+        return (
+            cls(**{k: v for k, v in json.loads(cursor).items() if k in known}) if cursor else cls()
+        )
 
     def dump(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -68,7 +83,7 @@ class PendingPair:
     cadence: str
     partition: str
     period: str
-    published_id: int
+    newest_id: int  # the newest record that makes it a candidate: its publish, or an audit
 
 
 def _learn_refusals(instance: dg.DagsterInstance, state: DeliveryState) -> None:
@@ -86,8 +101,12 @@ def _learn_refusals(instance: dg.DagsterInstance, state: DeliveryState) -> None:
             )
             for record in result.records:
                 newest = max(newest, record.storage_id)
-                if metadata_of(record).get("status") == "refused":
-                    state.refused[f"{cadence.name}|{record.partition_key}"] = record.storage_id
+                metadata = metadata_of(record)
+                if metadata.get("status") == REFUSED:
+                    state.refused[f"{cadence.name}|{record.partition_key}"] = [
+                        record.storage_id,
+                        metadata.get("org_file", ""),
+                    ]
             if not result.has_more:
                 break
             cursor = result.cursor
@@ -95,7 +114,7 @@ def _learn_refusals(instance: dg.DagsterInstance, state: DeliveryState) -> None:
 
 
 def storage_ids(instance: dg.DagsterInstance) -> dict[str, tuple[dict, dict]]:
-    """Per cadence: newest publish and newest delivery of every partition (storage ids)."""
+    """Per cadence: newest publish and newest ledger entry of every partition (storage ids)."""
     return {
         cadence.name: (
             dict(latest_ids(instance, cadence.summary)),
@@ -106,11 +125,17 @@ def storage_ids(instance: dg.DagsterInstance) -> dict[str, tuple[dict, dict]]:
 
 
 def pending_pairs(
-    ids: dict[str, tuple[dict, dict]], state: DeliveryState, orgs: dict, now: dt.datetime
+    ids: dict[str, tuple[dict, dict]],
+    state: DeliveryState,
+    orgs: dict,
+    now: dt.datetime,
+    repairs: dict[str, int] | None = None,
 ) -> dict[str, list[PendingPair]]:
-    """Pending pairs by org: published after their last delivery, or delivered before their
-    org's target changed; periods before share_from, unregistered orgs and refused pairs are
-    left out (they wait, nothing is dropped)."""
+    """Candidates by org: published after their last ledger entry, that entry older than the
+    org's place, or found diverged by the audit after it (`repairs`: "cadence|partition" ->
+    the audit's storage id). Periods before share_from or not yet ended, unregistered orgs
+    and refused pairs are left out (they wait, nothing is dropped)."""
+    repairs = repairs or {}
     pending: dict[str, list[PendingPair]] = defaultdict(list)
     for cadence in (DAILY, MONTHLY):
         published, delivered = ids[cadence.name]
@@ -119,75 +144,92 @@ def pending_pairs(
             org = orgs.get(org_id)
             if org is None:
                 continue  # not registered (or its file is invalid): it waits, history kept
+            key = f"{cadence.name}|{partition}"
             delivered_id = delivered.get(partition, 0)
-            if delivered_id > published_id and delivered_id > state.place_since.get(org_id, 0):
+            if (
+                delivered_id > published_id
+                and delivered_id > state.place_since.get(org_id, 0)
+                and delivered_id > repairs.get(key, 0)
+            ):
                 continue
-            first, last = period_bounds(dt.date.fromisoformat(period_text), cadence.monthly)
-            if last < org.share_from or not period_ended(org, last, now):
+            start = dt.date.fromisoformat(period_text)
+            if not may_have_file(org, start, cadence.monthly, now):
                 continue  # before share_from, or not yet ended: no file
-            refused_id = state.refused.get(f"{cadence.name}|{partition}", 0)
-            if refused_id > published_id and refused_id > state.org_since.get(org_id, 0):
+            refused_id, refused_under = state.refused.get(key, (0, ""))
+            if refused_id > published_id and refused_under == org_fingerprint(org):
                 continue  # refused until it is published anew or its org file changes
             pending[org_id].append(
                 PendingPair(
-                    cadence.name, partition, period_label(first, cadence.monthly), published_id
+                    cadence.name,
+                    partition,
+                    period_label(start, cadence.monthly),
+                    max(published_id, repairs.get(key, 0)),
                 )
             )
     return pending
 
 
-def sweep_journals(
-    instance: dg.DagsterInstance, store: PairStore, org_ids: list[str], log: logging.Logger
-) -> int:
-    """Publishes left without their record by a run that ended between the two (cancelled,
-    or its process lost): each journal vouches for its pair, which is recorded here, under
-    the pair's lock, before the journal goes; it is then pending like any other. A pair whose
-    lock is held (a publish in progress) is left to its run. Returns how many were recorded."""
-    recorded = 0
-    for org_id, cadence_name, period in store.journalled(org_ids):
-        where = f"{org_id} {cadence_name} {period}"
-        try:
-            cadence = MONTHLY if cadence_name == "monthly" else DAILY
-            start = dt.date.fromisoformat(period + "-01" if cadence.monthly else period)
-            partition = str(partition_key(cadence.monthly, org_id, start))
-            with store.locked(org_id, period, wait=False) as pair:
-                journal = pair.journal
-                if journal is None:
-                    continue  # an unfinished journal: the repair rolled the publish back
-                disk = pair.read()
-                if disk.version != journal:
-                    log.warning(
-                        f"{where}: the files on disk are not the ones its publish journal "
-                        "names (edited since?); journal dropped, the pair waits to be made again"
-                    )
-                elif published_versions(instance, cadence, [partition]).get(partition) != journal:
-                    for record in recovered_records(cadence, partition, disk, "delivery_sensor"):
-                        instance.report_runless_asset_event(record)
-                    recorded += 1
-                pair.recorded()
-        except BlockingIOError:
-            continue  # a run holds the pair
-        except (OSError, ValueError, RuntimeError) as exc:
-            log.warning(f"{where}: publish journal left as it is: {exc}")
-    return recorded
-
-
-def _org_fingerprint(org) -> str:
-    return hashlib.sha256(org.model_dump_json().encode()).hexdigest()[:16]
-
-
-def _note_changes(state: DeliveryState, places: dict, orgs: dict, newest: int) -> None:
-    """A changed target or org file makes the org's pairs pending again / refusals void."""
+def _note_changes(
+    state: DeliveryState, places: dict, orgs: dict, newest: int, in_flight: list
+) -> None:
+    """A changed place makes the org's pairs candidates there. Runs still sending to the old
+    place write entries for it after the change: until none is in flight, each tick moves the
+    org's `place_since` past every entry written so far (the runs in flight are read before
+    the storage ids, so the last move covers every entry of a run that ended). A changed org
+    file voids its refusals. Either way the org is due at once."""
+    old_place_runs = {
+        run_org(run)
+        for run in in_flight
+        if run.tags.get(PLACE_TAG) != place_tag(places.get(run_org(run) or "", ""))
+    }
     for org_id, place in places.items():
         if state.places.get(org_id, place) != place:
+            state.requested.pop(org_id, None)
+            if org_id not in state.settling:
+                state.settling.append(org_id)
+        if org_id in state.settling:
             state.place_since[org_id] = newest
-            state.requested.pop(org_id, None)  # due at once
+            if org_id not in old_place_runs:
+                state.settling.remove(org_id)
         state.places[org_id] = place
-        fingerprint = _org_fingerprint(orgs[org_id])
+        fingerprint = org_fingerprint(orgs[org_id])
         if state.org_files.get(org_id, fingerprint) != fingerprint:
-            state.org_since[org_id] = newest
             state.requested.pop(org_id, None)
         state.org_files[org_id] = fingerprint
+
+
+def audit_repairs(instance: dg.DagsterInstance) -> dict[str, int]:
+    """Pairs the newest audit found diverged and marked for delivery again (repair on)."""
+    result = instance.fetch_materializations(AUDIT_KEY, limit=1)
+    if not result.records:
+        return {}
+    record = result.records[0]
+    listed = metadata_of(record).get("repaired") or []
+    return {key: record.storage_id for key in listed}
+
+
+def _last_run_outcome(instance: dg.DagsterInstance, run_key: str) -> dg.DagsterRun | None:
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={RUN_KEY_TAG: run_key}), limit=1)
+    return runs[0] if runs else None
+
+
+def _due(
+    instance: dg.DagsterInstance, last: list | None, newest_pair: int, now: float, retry: float
+) -> bool:
+    """Never requested, something newer published, the retry interval passed, or the last run
+    succeeded and stopped at its batch limit. A run that failed waits the interval, whatever
+    its batch size."""
+    if last is None:
+        return True
+    requested_at, newest_requested, run_key = last
+    if newest_pair > newest_requested or now - requested_at >= retry:
+        return True
+    run = _last_run_outcome(instance, run_key)
+    return (
+        run is not None
+        and run.status == dg.DagsterRunStatus.SUCCESS
+        and run.tags.get(MORE_PENDING_TAG) == "true"
+    )
 
 
 @dg.sensor(
@@ -208,28 +250,39 @@ def delivery_sensor(
     instance = context.instance
     state = DeliveryState.load(context.cursor)
     orgs = org_registry.load().orgs
-    recovered = sweep_journals(instance, PairStore(export_files.root), sorted(orgs), context.log)
+    recovered = sweep_journals(
+        instance,
+        export_files.store("delivery_sensor"),
+        sorted(orgs),
+        context.log,
+        "delivery_sensor",
+        instance.report_runless_asset_event,
+    )
     if recovered:
         context.log.info(f"{recovered} pairs recorded from their publish journals")
     _learn_refusals(instance, state)
+    # Runs in flight are read before the storage ids: an entry an old-place run writes after
+    # this tick's ids is covered by the next tick, when the run is still in flight.
+    in_flight = [
+        run for job in (delivery_job, redelivery_job) for run in in_flight_runs(instance, job.name)
+    ]
     ids = storage_ids(instance)
     newest = max((i for maps in ids.values() for m in maps for i in m.values()), default=0)
     places = {org_id: delivery.place(org.remote_dir) for org_id, org in orgs.items()}
-    _note_changes(state, places, orgs, max(newest, state.observed_up_to))
+    _note_changes(state, places, orgs, max(newest, state.observed_up_to), in_flight)
     now_utc = dt.datetime.now(dt.UTC)
-    pending = pending_pairs(ids, state, orgs, now_utc)
-    busy = {run.tags.get(ORG_TAG) for run in in_flight_runs(instance, delivery_job.name)}
+    pending = pending_pairs(ids, state, orgs, now_utc, audit_repairs(instance))
+    busy = {run_org(run) for run in in_flight}
     now = time.time()
-    retry_seconds = delivery.retry_minutes * 60
     requests, events = [], []
     for org_id, pairs in sorted(pending.items()):
         blocked = orgs[org_id].delivery_blocked(now_utc)
         if blocked:
             shown = state.announced.get(org_id, 0)
             room = MAX_ANNOUNCED_PER_TICK - len(events)
-            fresh = sorted(
-                (p for p in pairs if p.published_id > shown), key=lambda p: p.published_id
-            )[: max(room, 0)]
+            fresh = sorted((p for p in pairs if p.newest_id > shown), key=lambda p: p.newest_id)[
+                : max(room, 0)
+            ]
             events += [
                 dg.AssetObservation(
                     asset_key=ledger_key(DAILY if p.cadence == "daily" else MONTHLY),
@@ -239,43 +292,28 @@ def delivery_sensor(
                 for p in fresh
             ]
             if fresh:
-                state.announced[org_id] = max(p.published_id for p in fresh)
+                state.announced[org_id] = max(p.newest_id for p in fresh)
                 context.log.info(f"{org_id}: {len(pairs)} pairs wait: {blocked}")
             continue
         if org_id in busy:
             continue
-        newest_pair = max(p.published_id for p in pairs)
-        last = state.requested.get(org_id)
-        if last is not None:
-            requested_at, newest_requested, batch_size = last
-            due = (
-                now - requested_at >= retry_seconds
-                or newest_pair > newest_requested
-                or batch_size >= delivery.batch_pairs  # the last run took a full batch
-            )
-            if not due:
-                continue
-        batch = sorted(pairs, key=lambda p: (p.cadence, p.period))[: delivery.batch_pairs]
-        state.requested[org_id] = [now, newest_pair, len(batch)]
+        newest_pair = max(p.newest_id for p in pairs)
+        if not _due(
+            instance, state.requested.get(org_id), newest_pair, now, delivery.retry_minutes * 60
+        ):
+            continue
+        run_key = f"{org_id}|{int(now)}"
+        state.requested[org_id] = [now, newest_pair, run_key]
         requests.append(
             dg.RunRequest(
-                run_key=f"{org_id}|{int(now)}",
-                run_config=dg.RunConfig(
-                    ops={
-                        "deliver_pairs": {
-                            "config": {
-                                "org_id": org_id,
-                                "pairs": [f"{p.cadence}/{p.period}" for p in batch],
-                            }
-                        }
-                    }
-                ),
-                tags={ORG_TAG: org_id, **NO_RUN_RETRIES},
+                run_key=run_key,
+                run_config=dg.RunConfig(ops={"deliver_pairs": {"config": {"org_id": org_id}}}),
+                tags={ORG_TAG: org_id, PLACE_TAG: place_tag(places[org_id]), **NO_RUN_RETRIES},
             )
         )
     if requests:
         context.log.info(
-            f"{sum(len(p) for p in pending.values())} pairs pending; "
+            f"{sum(len(p) for p in pending.values())} pairs to look at; "
             f"{len(requests)} delivery runs requested"
         )
     return dg.SensorResult(run_requests=requests, asset_events=events, cursor=state.dump())

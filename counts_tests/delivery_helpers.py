@@ -1,0 +1,189 @@
+"""What delivery tests share: a platform whose target is the real SFTP server, the sensor's
+tick and the runs it requests executed in process as the daemon would, and what the recipient
+holds, counted."""
+
+from __future__ import annotations
+
+import dagster as dg
+import sqlalchemy as sa
+
+from counts_assets.delivery.resource import DeliveryResource
+from counts_assets.sensors.delivery import delivery_sensor
+
+DAY = "2026-03-08|testorg"
+SUMMARY = "testorg/testorg_daily_2026-03-08_summary.csv"
+
+
+def sftp_delivery(sftp_server, base, **overrides) -> DeliveryResource:
+    settings = {
+        "url": sftp_server.url(str(base)),
+        "key_file": str(sftp_server.client_key),
+        "known_hosts": str(sftp_server.known_hosts),
+        "timeout_seconds": 5,
+        "first_delay_seconds": 0.05,
+        "max_delay_seconds": 0.1,
+    }
+    return DeliveryResource(**(settings | overrides))
+
+
+def tick(platform) -> list[dg.RunRequest]:
+    context = dg.build_sensor_context(
+        instance=platform.instance, cursor=platform.cursor, resources=platform.resources
+    )
+    result = delivery_sensor(context)
+    platform.cursor = result.cursor
+    for event in result.asset_events:
+        platform.instance.report_runless_asset_event(event)
+    return list(result.run_requests)
+
+
+def deliver(platform, requests, succeed=True) -> list[dg.ExecuteInProcessResult]:
+    results = [platform.execute(r) for r in requests]
+    if succeed:
+        assert all(r.success for r in results), [r.run_id for r in results]
+    return results
+
+
+def remote_files(base):
+    return {str(p.relative_to(base)): p.read_bytes() for p in base.rglob("*") if p.is_file()}
+
+
+def local_files(platform):
+    return {
+        f"{p.parent.parent.name}/{p.name}": p.read_bytes()
+        for p in platform.export_dir.glob("*/*/*.csv")
+    }
+
+
+def events(platform, asset, partition, observations=False):
+    fetch = (
+        platform.instance.fetch_observations
+        if observations
+        else platform.instance.fetch_materializations
+    )
+    records = fetch(
+        dg.AssetRecordsFilter(asset_key=dg.AssetKey(asset), asset_partitions=[partition]),
+        limit=20,
+    ).records
+    return [
+        {k: v.value for k, v in (r.asset_materialization or r.asset_observation).metadata.items()}
+        for r in records
+    ]
+
+
+def sent_by(result, platform=None) -> list[str]:
+    """The partitions a delivery run sent, from its ledger entries. A failed step's events are
+    not in its result: pass the platform to read them from the instance."""
+    return sorted(
+        f"{m.asset_key.path[-1].split('_')[0]}/{m.partition}"
+        for m in ledger_entries_of(result, platform)
+        if m.metadata["status"].value in ("delivered", "redelivered")
+    )
+
+
+def ledger_entries_of(result, platform=None) -> list[dg.AssetMaterialization]:
+    events = (
+        [entry.dagster_event for entry in platform.instance.all_logs(result.run_id)]
+        if platform
+        else result.all_events
+    )
+    return [
+        event.event_specific_data.materialization
+        for event in events
+        if event is not None
+        and event.event_type_value == "ASSET_MATERIALIZATION"
+        and event.event_specific_data.materialization.asset_key.path[-1].endswith("_delivery")
+    ]
+
+
+def mixed_pairs(base) -> int:
+    """Pairs at the recipient whose two files do not come from one publish: Total Calls of
+    File 1 must equal the distinct records of File 2 on every Call Date."""
+    mixed = 0
+    for summary in base.rglob("*_summary.csv"):
+        needs = summary.with_name(summary.name.replace("_summary", "_needs"))
+        calls = sum(int(line.split(",")[1]) for line in summary.read_text().splitlines()[1:])
+        records = {line.rsplit(",", 1)[1] for line in needs.read_text().splitlines()[1:]}
+        mixed += calls != len(records)
+    return mixed
+
+
+def add_record(platform, crn: str) -> None:
+    engine = sa.create_engine(platform.source_url)
+    with engine.begin() as connection:
+        connection.execute(
+            sa.text(
+                "INSERT INTO contact_records (org_id, call_report_num, contact_form, "
+                "report_version, started_at, status) VALUES ('testorg', :crn, '211 Contact', "
+                "'v2', '2026-03-08 18:00:00', 'finalized')"
+            ),
+            {"crn": crn},
+        )
+        connection.execute(
+            sa.text("INSERT INTO contact_answers VALUES ('testorg', :crn, 'Line Called', '2-1-1')"),
+            {"crn": crn},
+        )
+
+
+def test_a_backfill_is_delivered_as_pairs_in_one_run_per_org(sftp_platform):
+    platform, base = sftp_platform
+    assert platform.run("daily_export_job", "2026-03-05|testorg", "2026-03-10|otherorg").success
+    assert platform.run(
+        "monthly_reconciliation_job", "2026-03-01|testorg", "2026-03-01|otherorg"
+    ).success
+
+    requests = tick(platform)
+    assert sorted(r.tags["counts/org"] for r in requests) == ["otherorg", "testorg"]
+    assert tick(platform) == []  # a run per org is in flight (requested, not yet due again)
+    by_org = {
+        r.tags["counts/org"]: sent_by(d)
+        for r, d in zip(requests, deliver(platform, requests), strict=True)
+    }
+    # testorg: 03-07..03-10 (share_from 03-07); otherorg: 03-05..03-10; + each month.
+    assert len(by_org["testorg"]) == 4 + 1 and len(by_org["otherorg"]) == 6 + 1
+
+    assert remote_files(base) == local_files(platform)
+    assert not any(name.endswith(".part") for name in remote_files(base))
+    assert mixed_pairs(base) == 0
+    (entry,) = events(platform, "daily_delivery", DAY)
+    assert entry["status"] == "delivered" and entry["target"].endswith(f"{base}/testorg")
+    assert entry["summary_location"].endswith(f"{base}/{SUMMARY}")
+    assert entry["needs_size_bytes"] == len(remote_files(base)[SUMMARY.replace("summary", "needs")])
+
+    # Made again with the same bytes: recorded as unchanged, nothing re-sent.
+    stamp = (base / SUMMARY).stat().st_mtime_ns
+    assert platform.run("daily_export_job", "2026-03-05|testorg", "2026-03-10|otherorg").success
+    deliver(platform, tick(platform))
+    assert (base / SUMMARY).stat().st_mtime_ns == stamp
+    assert [e["status"] for e in events(platform, "daily_delivery", DAY)] == [
+        "unchanged",
+        "delivered",
+    ]
+    assert tick(platform) == []
+
+
+def test_new_content_replaces_the_delivered_pair(sftp_platform):
+    platform, base = sftp_platform
+    assert platform.run("daily_export_job", DAY).success
+    deliver(platform, tick(platform))
+    before = remote_files(base)[SUMMARY]
+
+    add_record(platform, "2000")
+    assert platform.run("daily_export_job", DAY).success
+    (request,) = tick(platform)
+    assert sent_by(*deliver(platform, [request])) == [f"daily/{DAY}"]
+    after = remote_files(base)[SUMMARY]
+    assert after != before and remote_files(base) == local_files(platform)
+    newest, first = events(platform, "daily_delivery", DAY)
+    assert newest["replaced"].startswith(first["summary_sha256"][:12])
+
+
+def test_a_request_made_before_a_newer_publish_sends_the_newest_pair(sftp_platform):
+    platform, base = sftp_platform
+    assert platform.run("daily_export_job", DAY).success
+    stale = tick(platform)
+    add_record(platform, "2001")
+    assert platform.run("daily_export_job", DAY).success
+    deliver(platform, stale)
+    assert remote_files(base) == local_files(platform) and mixed_pairs(base) == 0
+    assert tick(platform) == []  # the newest pair is the one delivered
