@@ -18,8 +18,8 @@ from counts_assets.status import fleet_health, health_table
     "newest daily and monthly pair made, the newest pair delivered, how many pairs are "
     "pending, its failed delivery and export runs of the last 7 days, the data-quality "
     "findings in its daily files of the last 7 Call Dates, and what the newest delivery_audit "
-    "verified at its place; then the rejected organization files. Made every hour by fleet_health_schedule; the same table as "
-    "`python -m counts_assets.status`.",
+    "verified at its place; then the rejected organization files. Made every hour by "
+    "fleet_health_schedule; the same table as `python -m counts_assets.status`.",
 )
 def fleet_health_asset(
     context: dg.AssetExecutionContext, org_registry: OrgRegistry
