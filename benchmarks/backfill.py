@@ -6,6 +6,7 @@ day through the webserver's GraphQL API (as the UI does), waits for it, and prin
 count and wall time against the 10-minute target.
 
     .venv/bin/python benchmarks/backfill.py --orgs 150 --days 365
+    .venv/bin/python benchmarks/backfill.py --smoke   # a tiny run: it finishes and prints
 """
 
 from __future__ import annotations
@@ -52,7 +53,10 @@ def main() -> None:
     parser.add_argument("--per-day", type=int, default=10, help="contacts per org and day")
     parser.add_argument("--workdir", type=Path, default=None)
     add_storage_argument(parser)
+    parser.add_argument("--smoke", action="store_true", help="2 orgs x 3 days: it finishes")
     args = parser.parse_args()
+    if args.smoke:
+        args.orgs, args.days, args.per_day = 2, 3, 3
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="counts-backfill-"))
     first = dt.date(2025, 1, 1)

@@ -11,6 +11,7 @@ then measures:
   and every delivery run has finished; peak RSS of any dagster process, sampled each second.
 
     .venv/bin/python benchmarks/delivery.py --orgs 20 --days 365
+    .venv/bin/python benchmarks/delivery.py --smoke   # a tiny run: it finishes and prints
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from counts_assets.assets.exports import DAILY  # noqa: E402
 from counts_assets.delivery.resource import DeliveryResource  # noqa: E402
 from counts_assets.pairs.store import PairStore  # noqa: E402
-from counts_assets.resources import OrgRegistry  # noqa: E402
+from counts_assets.resources import ExportFiles, OrgRegistry  # noqa: E402
 from counts_assets.sensors.delivery import delivery_sensor  # noqa: E402
 from counts_tests.dagster_processes import dagster_home, running_dagster  # noqa: E402
 from counts_tests.sftp_server import SftpServer  # noqa: E402
@@ -145,7 +146,10 @@ def main() -> None:
     parser.add_argument("--orgs", type=int, default=10)
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--timeout", type=float, default=3600)
+    parser.add_argument("--smoke", action="store_true", help="2 orgs x 3 days")
     args = parser.parse_args()
+    if args.smoke:
+        args.orgs, args.days = 2, 3
 
     with tempfile.TemporaryDirectory(prefix="counts-delivery-bench-") as tmp:
         root = Path(tmp)
@@ -182,6 +186,7 @@ def main() -> None:
                         known_hosts=str(server.known_hosts),
                     ),
                     "org_registry": OrgRegistry(orgs_dir=str(orgs_dir), first_date=str(FIRST)),
+                    "export_files": ExportFiles(export_dir=str(export_dir)),
                 }
                 tick_start = time.perf_counter()
                 result = delivery_sensor(

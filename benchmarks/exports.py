@@ -12,6 +12,7 @@ referrals), then runs, each in its own child process so that each peak RSS is it
 Prints both times, their ratio, each peak RSS, and whether every file is byte-identical.
 
     .venv/bin/python benchmarks/exports.py --orgs 50 --days 365 --per-day 55
+    .venv/bin/python benchmarks/exports.py --smoke   # a tiny run: it finishes and prints
 """
 
 from __future__ import annotations
@@ -160,7 +161,10 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--phase", choices=["reference", "project"], default=None)
     add_storage_argument(parser)
+    parser.add_argument("--smoke", action="store_true", help="2 orgs x 3 days: it finishes")
     args = parser.parse_args()
+    if args.smoke:
+        args.orgs, args.days, args.per_day = 2, 3, 3
 
     if args.phase:
         figures = (reference if args.phase == "reference" else project)(args.workdir, args.days)

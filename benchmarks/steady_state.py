@@ -8,6 +8,7 @@ CPU seconds of the schedule evaluations and of the runs (process start included)
 60 s floor.
 
     .venv/bin/python benchmarks/steady_state.py --orgs 150
+    .venv/bin/python benchmarks/steady_state.py --smoke   # a tiny run: it finishes and prints
 """
 
 from __future__ import annotations
@@ -61,7 +62,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--orgs", type=int, default=150)
     parser.add_argument("--per-day", type=int, default=55)
+    parser.add_argument("--smoke", action="store_true", help="3 orgs: it finishes")
     args = parser.parse_args()
+    if args.smoke:
+        args.orgs, args.per_day = 3, 3
 
     work = Path(tempfile.mkdtemp(prefix="counts-steady-"))
     profiles = org_files(work / "orgs", args.orgs, share_from=DAY)
