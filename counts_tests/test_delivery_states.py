@@ -329,3 +329,16 @@ def test_an_operator_sends_chosen_periods_again_with_a_reason(sftp_platform):
     assert entry["status"] == "redelivered"
     assert entry["reason"] == "211 Counts lost these files (ticket 4711)"
     assert tick(platform) == []  # nothing else changed
+
+
+def test_a_sensor_cursor_of_the_earlier_version_still_reads(sftp_platform):
+    """Upgrading: the cursor kept refusals as a storage id and requests with a batch size."""
+    platform, base = sftp_platform
+    assert platform.run("daily_export_job", DAY).success
+    platform.cursor = (
+        '{"places":{},"place_since":{},"org_files":{},"org_since":{},'
+        '"refused":{"daily|2026-03-01|testorg":5},"observed_up_to":0,'
+        '"requested":{"otherorg":[1.0,3,500]},"announced":{}}'
+    )
+    deliver(platform, tick(platform))
+    assert remote_files(base) == local_files(platform)

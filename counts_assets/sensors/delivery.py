@@ -69,10 +69,17 @@ class DeliveryState:
 
     @classmethod
     def load(cls, cursor: str | None) -> DeliveryState:
+        if not cursor:
+            return cls()
         known = {f.name for f in fields(cls)}
-        return (
-            cls(**{k: v for k, v in json.loads(cursor).items() if k in known}) if cursor else cls()
-        )
+        state = cls(**{k: v for k, v in json.loads(cursor).items() if k in known})
+        # A cursor of an earlier version kept a refusal's storage id alone (no org file: such
+        # a refusal is tried once more) and a request's batch size instead of its run key.
+        state.refused = {k: v if isinstance(v, list) else [v, ""] for k, v in state.refused.items()}
+        state.requested = {
+            k: v if isinstance(v[2], str) else [v[0], v[1], ""] for k, v in state.requested.items()
+        }
+        return state
 
     def dump(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -224,7 +231,7 @@ def _due(
     requested_at, newest_requested, run_key = last
     if newest_pair > newest_requested or now - requested_at >= retry:
         return True
-    run = _last_run_outcome(instance, run_key)
+    run = _last_run_outcome(instance, run_key) if run_key else None
     return (
         run is not None
         and run.status == dg.DagsterRunStatus.SUCCESS
