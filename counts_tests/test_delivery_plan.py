@@ -56,3 +56,23 @@ def entry(storage_id, version=V1, place=HERE, status=DELIVERED) -> LedgerEntry:
 )
 def test_next_action(published, delivered, refusal, expected):
     assert next_action(published, delivered, refusal, HERE, "org-v1") is expected
+
+
+def test_entries_the_sensor_takes_for_an_earlier_place_are_brought_level():
+    """The place changed and changed back: the pair is where it belongs, but its entry is older
+    than the change the sensor saw. It is recorded again, not sent, so the sensor is done."""
+    delivered = entry(9)
+    assert next_action(Published(5, V1), delivered, None, HERE, "o", place_since=9) is (
+        Action.RECORD_UNCHANGED
+    )
+    assert next_action(Published(5, V1), delivered, None, HERE, "o", place_since=8) is (
+        Action.NOTHING
+    )
+    assert next_action(Published(5, None), entry(9, None, status=NO_FILE), None, HERE, "o", 9) is (
+        Action.RECORD_NO_FILE
+    )
+
+
+def test_a_period_without_a_file_found_diverged_is_recorded_again():
+    diverged = entry(9, None, status=DIVERGED)
+    assert next_action(Published(5, None), diverged, None, HERE, "o") is Action.RECORD_NO_FILE

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import os
 import threading
 import time
 
@@ -18,6 +19,7 @@ from counts_assets.delivery.resource import DeliveryResource
 from counts_assets.delivery.sftp import SftpConnection
 from counts_assets.pairs import store as pair_store
 from counts_assets.pairs.store import PairStore
+from counts_assets.resources import ExportFiles
 from counts_assets.status import fleet_health
 from counts_tests.delivery_helpers import (
     DAY,
@@ -36,6 +38,70 @@ from counts_tests.golden_store import OTHER_ORG_YAML
 from counts_tests.mounts import tmpfs
 from counts_tests.platform import platform_on
 from counts_tests.tcp_proxy import HoldingProxy
+
+
+def test_a_backfill_is_delivered_as_pairs_in_one_run_per_org(sftp_platform):
+    platform, base = sftp_platform
+    assert platform.run("daily_export_job", "2026-03-05|testorg", "2026-03-10|otherorg").success
+    assert platform.run(
+        "monthly_reconciliation_job", "2026-03-01|testorg", "2026-03-01|otherorg"
+    ).success
+
+    requests = tick(platform)
+    assert sorted(r.tags["counts/org"] for r in requests) == ["otherorg", "testorg"]
+    assert tick(platform) == []  # a run per org is in flight (requested, not yet due again)
+    by_org = {
+        r.tags["counts/org"]: sent_by(d)
+        for r, d in zip(requests, deliver(platform, requests), strict=True)
+    }
+    # testorg: 03-07..03-10 (share_from 03-07); otherorg: 03-05..03-10; + each month.
+    assert len(by_org["testorg"]) == 4 + 1 and len(by_org["otherorg"]) == 6 + 1
+
+    assert remote_files(base) == local_files(platform)
+    assert not any(name.endswith(".part") for name in remote_files(base))
+    assert mixed_pairs(base) == 0
+    (entry,) = events(platform, "daily_delivery", DAY)
+    assert entry["status"] == "delivered" and entry["target"].endswith(f"{base}/testorg")
+    assert entry["summary_location"].endswith(f"{base}/{SUMMARY}")
+    assert entry["needs_size_bytes"] == len(remote_files(base)[SUMMARY.replace("summary", "needs")])
+
+    # Made again with the same bytes: recorded as unchanged, nothing re-sent.
+    stamp = (base / SUMMARY).stat().st_mtime_ns
+    assert platform.run("daily_export_job", "2026-03-05|testorg", "2026-03-10|otherorg").success
+    deliver(platform, tick(platform))
+    assert (base / SUMMARY).stat().st_mtime_ns == stamp
+    assert [e["status"] for e in events(platform, "daily_delivery", DAY)] == [
+        "unchanged",
+        "delivered",
+    ]
+    assert tick(platform) == []
+
+
+def test_new_content_replaces_the_delivered_pair(sftp_platform):
+    platform, base = sftp_platform
+    assert platform.run("daily_export_job", DAY).success
+    deliver(platform, tick(platform))
+    before = remote_files(base)[SUMMARY]
+
+    add_record(platform, "2000")
+    assert platform.run("daily_export_job", DAY).success
+    (request,) = tick(platform)
+    assert sent_by(*deliver(platform, [request])) == [f"daily/{DAY}"]
+    after = remote_files(base)[SUMMARY]
+    assert after != before and remote_files(base) == local_files(platform)
+    newest, first = events(platform, "daily_delivery", DAY)
+    assert newest["replaced"].startswith(first["summary_sha256"][:12])
+
+
+def test_a_request_made_before_a_newer_publish_sends_the_newest_pair(sftp_platform):
+    platform, base = sftp_platform
+    assert platform.run("daily_export_job", DAY).success
+    stale = tick(platform)
+    add_record(platform, "2001")
+    assert platform.run("daily_export_job", DAY).success
+    deliver(platform, stale)
+    assert remote_files(base) == local_files(platform) and mixed_pairs(base) == 0
+    assert tick(platform) == []  # the newest pair is the one delivered
 
 
 def _export_again(platform, crn: str) -> None:
@@ -411,12 +477,13 @@ def step_failure(result) -> str:
     return failure.step_failure_data.user_failure_data.description
 
 
-def test_a_second_delivery_run_for_an_org_fails_at_once_while_the_first_sends(
+def test_a_second_delivery_run_for_an_org_waits_a_bounded_time_then_fails_naming_the_first(
     tmp_path, sftp_server, sftp_base
 ):
     """Two runs for one org (a manual launch beside the sensor's) would send the same files
     under the same temporary names. The first run is held on its way to the server (its
-    connection waits in a proxy) while the second starts: the second stops at once."""
+    connection waits in a proxy) while the second starts: the second waits for the org's
+    delivery lock no longer than the bound, then stops, naming the run that holds it."""
     with HoldingProxy(sftp_server.port) as proxy:
         known = tmp_path / "known_hosts"
         known.write_text(
@@ -430,6 +497,10 @@ def test_a_second_delivery_run_for_an_org_fails_at_once_while_the_first_sends(
             timeout_seconds=30,
         )
         with platform_on(tmp_path, delivery) as platform:
+            platform.resources["export_files"] = ExportFiles(
+                export_dir=str(platform.export_dir), lock_wait_seconds=1
+            )
+            platform.set_delivery()  # the definitions take the changed resources
             platform.cursor = None
             assert platform.run(
                 "daily_export_job", "2026-03-05|testorg", "2026-03-10|testorg"
@@ -448,8 +519,9 @@ def test_a_second_delivery_run_for_an_org_fails_at_once_while_the_first_sends(
             lock = platform.export_dir / ".pairs/testorg/delivery.lock"
             assert not second.success
             assert step_failure(second) == (
-                f"another delivery run for testorg is in progress (it holds {lock}): this run "
-                "sent nothing; the pairs stay pending and are requested again"
+                f"another delivery run for testorg is in progress ({lock}: its lock is held by "
+                f"process {os.getpid()} run {results[0].run_id} and was not free within 1 "
+                "seconds): this run sent nothing; the pairs stay pending and are requested again"
             )
             assert [r.success for r in results] == [True]
             assert proxy.connections == 1  # the second run never went to the server

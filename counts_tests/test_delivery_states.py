@@ -16,12 +16,14 @@ import time
 
 import dagster as dg
 import pytest
+import sqlalchemy as sa
 
 from counts_assets.assets import delivery as delivery_assets
 from counts_assets.delivery.sftp import SftpConnection
 from counts_assets.resources import ExportFiles
 from counts_tests.delivery_helpers import (
     DAY,
+    add_record,
     deliver,
     events,
     ledger_entries_of,
@@ -342,3 +344,87 @@ def test_a_sensor_cursor_of_the_earlier_version_still_reads(sftp_platform):
     )
     deliver(platform, tick(platform))
     assert remote_files(base) == local_files(platform)
+
+
+def test_a_refusal_made_again_under_a_new_org_file_settles(sftp_platform):
+    """Refused, then the org file changes (the refusal is void: tried again), then refused
+    again: it waits for a new publish, and no run is requested for it again and again."""
+    platform, base = sftp_platform
+    assert platform.run("daily_export_job", DAY).success
+    path = platform.export_dir / "testorg/daily/testorg_daily_2026-03-08_summary.csv"
+    path.write_bytes(path.read_bytes().replace(b",v2", b",v9"))
+    (request,) = tick(platform)
+    deliver(platform, [request], succeed=False)
+    org_file = platform.orgs_dir / "testorg.yaml"
+    org_file.write_text(org_file.read_text().replace("name: ", "name: Renamed ", 1))
+    (request,) = tick(platform)  # the org file changed: tried once more
+    deliver(platform, [request], succeed=False)
+    platform.set_delivery(retry_minutes=0.001)
+    for _ in range(3):
+        time.sleep(0.1)
+        assert tick(platform) == []
+    assert remote_files(base) == {}
+
+
+def test_a_place_changed_and_changed_back_leaves_nothing_to_do(sftp_platform, sftp_server):
+    platform, base = sftp_platform
+    assert platform.run("daily_export_job", "2026-03-07|testorg", "2026-03-09|testorg").success
+    deliver(platform, tick(platform))
+    right = platform.resources["delivery"].url
+    platform.set_delivery(url=sftp_server.url(str(base) + "-typo"), retry_minutes=0.001)
+    for result in deliver(platform, tick(platform), succeed=False):
+        assert not result.success  # no such base folder
+    platform.set_delivery(url=right)
+    (request,) = tick(platform)  # back: every pair is looked at once
+    (result,) = deliver(platform, [request])
+    assert sent_by(result) == []  # all already there
+    for _ in range(3):
+        time.sleep(0.1)
+        assert tick(platform) == []
+    assert remote_files(base) == local_files(platform)
+
+
+def test_a_diverged_pair_stays_pending_when_the_next_audit_does_not_list_it(sftp_platform):
+    platform, base = sftp_platform
+    platform.set_delivery(audit_days=400, audit_repair=True)
+    assert platform.run("daily_export_job", DAY).success
+    deliver(platform, tick(platform))
+    for path in (base / "testorg").glob("*.csv"):
+        path.unlink()  # the recipient lost the pair
+    assert platform.run("delivery_audit_job", None).success  # found missing, marked diverged
+    platform.set_delivery(audit_days=0, audit_repair=True)
+    assert platform.run("delivery_audit_job", None).success  # lists nothing any more
+    deliver(platform, tick(platform))
+    assert remote_files(base) == local_files(platform)
+
+
+def test_a_pair_cut_between_its_renames_is_sent_again_even_as_its_earlier_bytes(
+    sftp_platform, monkeypatch
+):
+    """V1 delivered; V2's File 2 renamed, then the connection cut; the period is then made
+    again with V1's bytes. The recipient holds V2's File 2 beside V1's File 1, so the pair is
+    sent again, and ends whole."""
+    import paramiko
+
+    platform, base = sftp_platform
+    assert platform.run("daily_export_job", DAY).success
+    deliver(platform, tick(platform))
+    add_record(platform, "2201")
+    assert platform.run("daily_export_job", DAY).success
+    real_rename = paramiko.SFTPClient.posix_rename
+
+    def cut_after_first(self, old, new):
+        real_rename(self, old, new)
+        self.get_channel().get_transport().close()
+
+    monkeypatch.setattr(paramiko.SFTPClient, "posix_rename", cut_after_first)
+    platform.set_delivery(attempts=1, retry_minutes=0.001)
+    deliver(platform, tick(platform), succeed=False)
+    monkeypatch.undo()
+    assert mixed_pairs(base) == 1
+    with sa.create_engine(platform.source_url).begin() as connection:  # V1's bytes again
+        connection.execute(sa.text("DELETE FROM contact_records WHERE call_report_num = '2201'"))
+    assert platform.run("daily_export_job", DAY).success
+    time.sleep(0.1)
+    deliver(platform, tick(platform))
+    assert mixed_pairs(base) == 0 and remote_files(base) == local_files(platform)

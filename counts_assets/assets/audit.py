@@ -101,36 +101,22 @@ def delivery_audit(
     now = dt.datetime.now(dt.UTC)
     orgs = org_registry.load().orgs
     rows, findings, repaired, skipped = [], [], [], []
+    store = export_files.store(f"run {context.run_id} (delivery_audit)")
     with delivery.target().connect() as connection:
         for org_id, org in sorted(orgs.items()):
             place = delivery.place(org.remote_dir)
             window = audit_window(org, now, delivery.audit_days)
             try:
                 # A delivery run of the org would change the place while it is read.
-                with export_files.store().delivering(org_id):
+                with store.delivering(org_id, wait=False):
                     row, found = _audit_org(context, connection, org, place, window)
+                    if delivery.audit_repair:
+                        repaired += _mark_diverged(context, store, place, found, now)
             except BlockingIOError:
                 skipped.append(org_id)
                 continue
             rows.append(row)
             findings += found
-    if delivery.audit_repair:
-        for pair, finding, seen in findings:
-            context.log_event(
-                dg.AssetMaterialization(
-                    asset_key=ledger_key(pair.cadence),
-                    partition=pair.partition,
-                    metadata={
-                        "status": DIVERGED,
-                        "reason": f"the audit found the pair {finding} at its place",
-                        "target": delivery.place(orgs[pair.org_id].remote_dir),
-                        "found_summary_sha256": seen.summary_sha256 or "",
-                        "found_needs_sha256": seen.needs_sha256 or "",
-                        "audited_at": now.isoformat(timespec="seconds"),
-                    },
-                )
-            )
-            repaired.append(f"{pair.cadence.name}|{pair.partition}")
     table = pd.DataFrame(
         rows,
         columns=[
@@ -146,7 +132,7 @@ def delivery_audit(
         ],
     )
     listed = pd.DataFrame(
-        [(p.org_id, p.cadence.name, p.period, finding) for p, finding, _ in findings],
+        [(p.org_id, p.cadence.name, p.period, finding) for p, finding, _, _ in findings],
         columns=["org_id", "cadence", "period", "finding"],
     )
     context.log.info(
@@ -179,6 +165,34 @@ def delivery_audit(
             "divergent_pairs": dg.MetadataValue.md(markdown_table(listed, limit=200)),
         },
     )
+
+
+def _mark_diverged(context, store, place: str, found: list, now: dt.datetime) -> list[str]:
+    """A `diverged` ledger entry for each divergent pair, written under the pair's lock and
+    only while the entry the audit compared with is still the newest (a delivery since then
+    stands): the pair is then pending again."""
+    marked = []
+    for pair, finding, seen, audited in found:
+        with store.locked(pair.org_id, pair.period):
+            newest = ledger_entries(context.instance, pair.cadence, [pair.partition])
+            if newest.get(pair.partition) != audited:
+                continue
+            context.log_event(
+                dg.AssetMaterialization(
+                    asset_key=ledger_key(pair.cadence),
+                    partition=pair.partition,
+                    metadata={
+                        "status": DIVERGED,
+                        "reason": f"the audit found the pair {finding} at its place",
+                        "target": place,
+                        "found_summary_sha256": seen.summary_sha256 or "",
+                        "found_needs_sha256": seen.needs_sha256 or "",
+                        "audited_at": now.isoformat(timespec="seconds"),
+                    },
+                )
+            )
+            marked.append(f"{pair.cadence.name}|{pair.partition}")
+    return marked
 
 
 def _audit_org(context, connection, org: Organization, place: str, window: list[AuditedPair]):
@@ -232,8 +246,10 @@ def _audit_org(context, connection, org: Organization, place: str, window: list[
                 clean_days.append(pair.period)
             continue
         counts[finding] += 1
-        findings.append((pair, finding, found))
-    first_finding = min((p.period for p, _, _ in findings if not p.cadence.monthly), default=None)
+        findings.append((pair, finding, found, entry))
+    first_finding = min(
+        (p.period for p, _, _, _ in findings if not p.cadence.monthly), default=None
+    )
     verified = [d for d in clean_days if first_finding is None or d < first_finding]
     row = (
         org.id,

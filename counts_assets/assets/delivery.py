@@ -23,7 +23,14 @@ from dataclasses import dataclass
 import dagster as dg
 
 from counts_assets.assets.exports import CHECK_INTACT, DAILY, MONTHLY, Cadence
-from counts_assets.automation.runs import DELIVERY_MAX_RUNTIME, DELIVERY_WORK, MORE_PENDING_TAG
+from counts_assets.automation.runs import (
+    DELIVERY_MAX_RUNTIME,
+    DELIVERY_WORK,
+    MORE_PENDING_TAG,
+    ORG_TAG,
+    PLACE_TAG,
+    place_tag,
+)
 from counts_assets.delivery.ledger import (
     latest_refusals,
     ledger_entries,
@@ -33,6 +40,7 @@ from counts_assets.delivery.ledger import (
 )
 from counts_assets.delivery.plan import (
     DELIVERED,
+    DIVERGED,
     NO_FILE,
     REDELIVERED,
     REFUSED,
@@ -46,7 +54,7 @@ from counts_assets.delivery.plan import (
 )
 from counts_assets.delivery.resource import DeliveryResource
 from counts_assets.delivery.retry import Session, with_retries
-from counts_assets.delivery.targets import Connection, DeliveryError, Receipt
+from counts_assets.delivery.targets import Connection, DeliveryError, HalfRenamed, Receipt
 from counts_assets.exports.periods import may_have_file, period_bounds
 from counts_assets.orgs.models import Organization
 from counts_assets.pairs.store import PairBytes, PairLockTimeout, PairStore, disk_failure
@@ -80,6 +88,9 @@ LEDGER_SPECS = [_ledger_spec(DAILY), _ledger_spec(MONTHLY)]
 
 class DeliveryBatch(dg.Config):
     org_id: str
+    # The storage id up to which delivery_sensor takes the org's ledger entries to be about an
+    # earlier place: entries no newer that need no sending are written again.
+    place_since: int = 0
 
 
 class RedeliveryRequest(dg.Config):
@@ -114,6 +125,7 @@ def org_pair_jobs(
     place: str,
     now: dt.datetime,
     wanted: Callable[[Cadence, dt.date], bool] = lambda cadence, start: True,
+    place_since: int = 0,
 ) -> list[PairJob]:
     """Every pair of the org that may have a file, with its action decided from versions:
     daily then monthly, oldest first. A few bulk reads per cadence, never one per pair."""
@@ -144,7 +156,9 @@ def org_pair_jobs(
                 delivered.get(partition),
                 refusals.get(partition),
             )
-            job.action = next_action(job.published, job.delivered, job.refusal, place, fingerprint)
+            job.action = next_action(
+                job.published, job.delivered, job.refusal, place, fingerprint, place_since
+            )
             jobs.append(job)
     return jobs
 
@@ -152,22 +166,19 @@ def org_pair_jobs(
 def _observe(context, job: PairJob, status: str, reason: str, previous: dict, **extra) -> None:
     """An observation on the pair's ledger partition, only when its state changes (the same
     state about a newer publish is a change)."""
-    published_id = job.published.storage_id if job.published else 0
-    last = previous.get((job.cadence.name, job.partition))
-    if (
-        last
-        and last.get("status") == status
-        and last.get("reason") == reason
-        and last.get("published_id", 0) == published_id
-    ):
+    state = {
+        "status": status,
+        "reason": reason,
+        "published_id": job.published.storage_id if job.published else 0,
+        **extra,
+    }
+    last = previous.get((job.cadence.name, job.partition)) or {}
+    if all(last.get(k) == v for k, v in state.items()):
         return
-    since = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    metadata = {"status": status, "reason": reason, "since": since, "published_id": published_id}
+    metadata = state | {"since": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
     context.log_event(
         dg.AssetObservation(
-            asset_key=ledger_key(job.cadence),
-            partition=job.partition,
-            metadata=metadata | extra,
+            asset_key=ledger_key(job.cadence), partition=job.partition, metadata=metadata
         )
     )
     previous[(job.cadence.name, job.partition)] = metadata
@@ -243,8 +254,11 @@ def sweep_journals(
                 pair.recorded()
         except BlockingIOError:
             continue  # a run holds the pair
-        except (OSError, ValueError, RuntimeError) as exc:
-            log.warning(f"{where}: publish journal left as it is: {exc}")
+        except OSError as exc:
+            failure = disk_failure(exc)
+            log.warning(f"{where}: publish journal left as it is: {failure.path}: {failure.reason}")
+        except ValueError:
+            log.warning(f"{where}: not the name of a publish journal; the file is left as it is")
     return recorded
 
 
@@ -411,17 +425,26 @@ def _record(
 
 
 def _record_without_sending(
-    context, store: PairStore, jobs, place: str, fingerprint: str, outcome: _Outcome
+    context,
+    store: PairStore,
+    jobs,
+    place: str,
+    fingerprint: str,
+    place_since: int,
+    outcome: _Outcome,
 ) -> None:
     """Ledger entries for pairs that need no sending (same bytes, or no file), each written
-    under the pair's lock after the newest record is read again: an entry never stands for a
-    publish it did not see."""
+    under the pair's lock after the newest publish and ledger entry are read again: an entry
+    never stands for a publish it did not see, nor hides an audit's finding."""
     for job in jobs:
         try:
             with store.locked(job.org_id, job.period):
-                newest = published_pairs(context.instance, job.cadence, [job.partition])
-                job.published = newest.get(job.partition, job.published)
-                action = next_action(job.published, job.delivered, job.refusal, place, fingerprint)
+                instance, cadence, partition = context.instance, job.cadence, job.partition
+                job.published = published_pairs(instance, cadence, [partition]).get(partition)
+                job.delivered = ledger_entries(instance, cadence, [partition]).get(partition)
+                action = next_action(
+                    job.published, job.delivered, job.refusal, place, fingerprint, place_since
+                )
                 if action is Action.RECORD_UNCHANGED:
                     _record(context, job, place, UNCHANGED, [])
                 elif action is Action.RECORD_NO_FILE:
@@ -457,10 +480,27 @@ def _send_all(
         with store.locked(job.org_id, job.period) as pair:
             if pair.read().version != job.disk.version:
                 return False  # published anew since it was read: left for the next run
-            receipts = connection.send(
-                org.remote_dir,
-                [(job.disk.paths[k].name, job.disk.contents[k]) for k in ("needs", "summary")],
-            )
+            try:
+                receipts = connection.send(
+                    org.remote_dir,
+                    [(job.disk.paths[k].name, job.disk.contents[k]) for k in ("needs", "summary")],
+                )
+            except HalfRenamed as exc:
+                # The place holds the new File 2 beside the previous File 1: whatever is
+                # published next, even the previous bytes, must be sent again.
+                context.log_event(
+                    dg.AssetMaterialization(
+                        asset_key=ledger_key(job.cadence),
+                        partition=job.partition,
+                        metadata={
+                            "status": DIVERGED,
+                            "reason": str(exc),
+                            "target": place,
+                            "found_needs_sha256": job.disk.version.needs_sha256,
+                        },
+                    )
+                )
+                raise
             _record(context, job, place, status, receipts, reason)
             return True
 
@@ -501,16 +541,21 @@ def _send_all(
                 outcome.left.append(outcome.line(job, "published anew while this run read it"))
 
 
-def _with_delivery_lock(store: PairStore, org_id: str, work: Callable[[], None]) -> None:
+def _with_delivery_lock(
+    context, store: PairStore, org: Organization, place: str, work: Callable[[], None]
+) -> None:
+    """Runs `work` holding the org's delivery lock, the run tagged with its org and place (a
+    run launched by hand too: the sensor counts it busy, and knows where it sends)."""
+    context.instance.add_run_tags(context.run_id, {ORG_TAG: org.id, PLACE_TAG: place_tag(place)})
     try:
-        with store.delivering(org_id):
+        with store.delivering(org.id):
             work()
     except BlockingIOError as exc:
         if exc.filename is None or not str(exc.filename).endswith("delivery.lock"):
             raise
         raise dg.Failure(
-            f"another delivery run for {org_id} is in progress (it holds {exc.filename}): "
-            "this run sent nothing; the pairs stay pending and are requested again",
+            f"another delivery run for {org.id} is in progress ({exc}): this run sent "
+            "nothing; the pairs stay pending and are requested again",
         ) from exc
 
 
@@ -561,12 +606,21 @@ def deliver_pairs(
     org = _org_or_fail(org_registry, config.org_id)
     store = export_files.store(f"run {context.run_id}")
     _with_delivery_lock(
-        store, org.id, lambda: _deliver(context, org, delivery, store, org_registry)
+        context,
+        store,
+        org,
+        delivery.place(org.remote_dir),
+        lambda: _deliver(context, org, delivery, store, org_registry, config.place_since),
     )
 
 
 def _deliver(
-    context, org: Organization, delivery: DeliveryResource, store: PairStore, registry
+    context,
+    org: Organization,
+    delivery: DeliveryResource,
+    store: PairStore,
+    registry: OrgRegistry,
+    place_since: int,
 ) -> None:
     # Publishes of the org left unrecorded by a run that ended are recorded first: they are
     # the org's newest pairs.
@@ -576,7 +630,7 @@ def _deliver(
     now = dt.datetime.now(dt.UTC)
     place = delivery.place(org.remote_dir)
     fingerprint = org_fingerprint(org)
-    jobs = org_pair_jobs(context.instance, org, place, now)
+    jobs = org_pair_jobs(context.instance, org, place, now, place_since=place_since)
     to_send = [j for j in jobs if j.action is Action.SEND]
     outcome = _Outcome(org.id)
     previous = _latest_observations(context, to_send)
@@ -592,6 +646,7 @@ def _deliver(
         [j for j in jobs if j.action in (Action.RECORD_UNCHANGED, Action.RECORD_NO_FILE)],
         place,
         fingerprint,
+        place_since,
         outcome,
     )
     batch = to_send[: delivery.batch_pairs]
@@ -666,7 +721,7 @@ def redeliver_pairs(
         context.log.info(f"{org.id}: {len(jobs)} pairs from {first} to {last} chosen")
         _finish(context, outcome, place)
 
-    _with_delivery_lock(store, org.id, resend)
+    _with_delivery_lock(context, store, org, delivery.place(org.remote_dir), resend)
 
 
 @dg.job(

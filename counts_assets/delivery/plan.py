@@ -62,14 +62,21 @@ def next_action(
     refusal: Refusal | None,
     place: str,
     org_file: str,
+    place_since: int = 0,
 ) -> Action:
     """The one rule: a published pair is pending when the version last delivered to the current
-    place is not its newest version (or the audit found the place does not hold it). Entries
-    that send nothing (`unchanged`, `no_file`) keep the ledger level with the newest record, so
-    the sensor, which compares storage ids to find work cheaply, sees nothing left to do."""
+    place is not its newest version (or the place was found not to hold it). Entries that send
+    nothing (`unchanged`, `no_file`) keep the ledger level with what the sensor compares: the
+    newest publish, and `place_since`, the storage id up to which the sensor takes entries to
+    be about an earlier place (it finds work cheaply, from storage ids)."""
     if published is None:
         return Action.NOTHING
-    behind = delivered is None or delivered.storage_id < published.storage_id
+    behind = (
+        delivered is None
+        or delivered.storage_id < published.storage_id
+        or delivered.storage_id <= place_since
+        or delivered.status == DIVERGED
+    )
     if published.version is None:
         if behind or delivered.place != place:
             return Action.RECORD_NO_FILE

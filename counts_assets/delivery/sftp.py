@@ -81,7 +81,13 @@ class SftpTarget:
                 f"cannot read COUNTS_SFTP_KNOWN_HOSTS {s.known_hosts!r}: {exc}", transient=False
             ) from exc
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        # Opening the session (connect, authenticate, start SFTP) within twice the timeout,
+        # all told: paramiko waits for the SFTP subsystem without any.
+        cut = threading.Event()
+        watchdog = threading.Timer(2 * s.timeout, lambda: (cut.set(), client.close()))
+        watchdog.daemon = True
         try:
+            watchdog.start()
             with _translated_errors(s):
                 started = time.monotonic()
                 try:
@@ -97,21 +103,25 @@ class SftpTarget:
                         auth_timeout=s.timeout,
                         channel_timeout=s.timeout,
                     )
-                except paramiko.SSHException as exc:
+                    sftp = client.open_sftp()
+                    sftp.get_channel().settimeout(s.timeout)
+                except Exception as exc:
                     # A server that accepts the connection and never answers leaves paramiko
                     # waiting out the timeout, then saying only that there is no session.
-                    if time.monotonic() - started >= s.timeout and not _handshake_done(client):
+                    silent = time.monotonic() - started >= s.timeout
+                    if cut.is_set() or (silent and not _handshake_done(client)):
+                        waited = 2 * s.timeout if cut.is_set() else s.timeout
                         raise DeliveryError(
                             f"{s.host}:{s.port} accepted the connection but gave no SSH answer "
-                            f"within {s.timeout:g} second{'' if s.timeout == 1 else 's'}: the "
+                            f"within {waited:g} second{'' if waited == 1 else 's'}: the "
                             "server is overloaded or hung, or that port is not its SSH service",
                             transient=True,
                         ) from exc
                     raise
-                sftp = client.open_sftp()
-                sftp.get_channel().settimeout(s.timeout)
+            watchdog.cancel()
             yield SftpConnection(s, sftp)
         finally:
+            watchdog.cancel()
             client.close()
 
 
@@ -193,9 +203,10 @@ class SftpConnection:
         self.sftp.get_channel().get_transport().close()
 
     @contextmanager
-    def _bounded(self, what: str) -> Iterator[None]:
-        """One pair's operations within twice the network timeout, all told."""
-        limit = 2 * self.settings.timeout
+    def _bounded(self, what: str, size: int = 0) -> Iterator[None]:
+        """One pair's operations within twice the network timeout, all told, plus a second per
+        64 KiB to move (a large pair over a slow but live link is not cut)."""
+        limit = 2 * self.settings.timeout + size / 65536
         watchdog = threading.Timer(limit, self._cut_off)
         watchdog.daemon = True
         watchdog.start()
@@ -263,7 +274,8 @@ class SftpConnection:
         s = self.settings
         staged = []
         what = "sending " + " and ".join(name for name, _ in files)
-        with self._bounded(what), _translated_errors(s):
+        size = 2 * sum(len(content) for _, content in files)  # written, then read back
+        with self._bounded(what, size), _translated_errors(s):
             try:
                 for name, content in files:
                     final = contained_path(s.base, remote_dir, name)

@@ -250,28 +250,36 @@ class PairStore:
         with _naming(handle.lock_path), open(handle.lock_path, "a+b") as lock:
             _take(lock, handle.lock_path, self.lock_wait if wait else 0.0)
             try:
-                # Who holds it, for anyone who waits in vain (the lock file holds nothing else).
-                lock.truncate(0)
-                lock.write(f"process {os.getpid()} {self.holder}".strip().encode())
-                lock.flush()
+                self._say_who(lock)
                 handle.repair()
                 yield handle
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
 
     @contextlib.contextmanager
-    def delivering(self, org_id: str) -> Iterator[Path]:
-        """The org's delivery lock, held by a delivery run for the whole run: two runs would
-        send the org's files under the same temporary names on the server, one renaming the
-        other's away. Raises BlockingIOError at once when another run holds it."""
+    def delivering(self, org_id: str, wait: bool = True) -> Iterator[Path]:
+        """The org's delivery lock, held by a delivery run for the whole run (and by the audit
+        while it reads the org's place): two runs would send the org's files under the same
+        temporary names on the server, one renaming the other's away. Waits at most
+        `lock_wait` seconds (then PairLockTimeout, naming the holder), or (`wait=False`)
+        raises BlockingIOError at once."""
         book = self.root / ".pairs" / org_id
         _folder(book)
         path = book / "delivery.lock"
         with contextlib.ExitStack() as held:
             with _naming(path):  # only taking the lock: the run's own errors are its own
                 lock = held.enter_context(open(path, "a+b"))
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                _take(lock, path, self.lock_wait if wait else 0.0)
+                self._say_who(lock)
             yield path
+
+    def _say_who(self, lock) -> None:
+        """Who holds a lock, for anyone who waits in vain (the lock file holds nothing else).
+        Best effort: a full disk must not stop the holder."""
+        with contextlib.suppress(OSError):
+            lock.truncate(0)
+            lock.write(f"process {os.getpid()} {self.holder}".strip().encode())
+            lock.flush()
 
     def journalled(self, org_ids: Iterable[str]) -> Iterator[tuple[str, str, str]]:
         """(org_id, cadence, period) of every pair of these orgs with a journal on disk: a
@@ -314,6 +322,8 @@ def _lock_holder(path: Path) -> str:
     pids = sorted({f[4] for f in (line.split() for line in lines) if len(f) > 5 and f[5] == device})
     if len(pids) == 1 and (said + " ").startswith(f"process {pids[0]} "):
         return said  # the process and the run it named
+    if not pids and said:
+        return f"{said} (as its lock file says; its process is not visible here)"
     return " or ".join(f"process {pid}" for pid in pids) or "another process"
 
 

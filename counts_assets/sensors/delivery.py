@@ -36,11 +36,10 @@ from counts_assets.automation.runs import (
     run_org,
 )
 from counts_assets.delivery.ledger import (
-    AUDIT_KEY,
     delivered_ids,
     ledger_key,
 )
-from counts_assets.delivery.plan import REFUSED, org_fingerprint
+from counts_assets.delivery.plan import DIVERGED, REFUSED, org_fingerprint
 from counts_assets.delivery.resource import DeliveryResource
 from counts_assets.exports.periods import may_have_file, period_label
 from counts_assets.records import latest_ids, metadata_of
@@ -52,6 +51,9 @@ RUN_KEY_TAG = "dagster/run_key"  # Dagster's tag naming the run request a run ca
 NO_RUN_RETRIES = {"dagster/max_retries": "0"}
 # Waiting pairs are announced in the UI a bounded number per tick, the rest on later ticks.
 MAX_ANNOUNCED_PER_TICK = 1000
+# Ledger records read per tick, per ledger and kind: a year of a fleet's entries is learned
+# over a few ticks, never in one long one.
+LEARNED_PER_TICK = 5000
 
 
 @dataclass
@@ -63,7 +65,8 @@ class DeliveryState:
     settling: list[str] = field(default_factory=list)  # orgs whose place changed, old runs on
     org_files: dict[str, str] = field(default_factory=dict)
     refused: dict[str, list] = field(default_factory=dict)  # "cadence|partition" -> [id, org file]
-    observed_up_to: int = 0
+    diverged: dict[str, int] = field(default_factory=dict)  # "cadence|partition" -> storage id
+    learned_up_to: dict[str, int] = field(default_factory=dict)  # per ledger and kind of record
     requested: dict[str, list] = field(default_factory=dict)  # org -> [epoch, newest id, run key]
     announced: dict[str, int] = field(default_factory=dict)  # org -> newest waiting id shown
 
@@ -93,31 +96,36 @@ class PendingPair:
     newest_id: int  # the newest record that makes it a candidate: its publish, or an audit
 
 
-def _learn_refusals(instance: dg.DagsterInstance, state: DeliveryState) -> None:
-    newest = state.observed_up_to
+def _learn_from_the_ledger(instance: dg.DagsterInstance, state: DeliveryState) -> None:
+    """Reads the ledgers' records written since the last tick, at most LEARNED_PER_TICK of
+    each kind per ledger (the rest at the next ticks): refusals (observations), and pairs
+    whose newest entry says the place does not hold them (`diverged`: found by the audit, or
+    left half renamed by a broken connection). Each ledger and kind keeps its own cursor, so
+    nothing is skipped; a lost cursor means reading them all again."""
     for cadence in (DAILY, MONTHLY):
-        cursor = None
-        while True:
-            result = instance.fetch_observations(
-                dg.AssetRecordsFilter(
-                    asset_key=ledger_key(cadence), after_storage_id=state.observed_up_to
-                ),
-                limit=1000,
-                cursor=cursor,
+        for kind, fetch in (
+            ("observations", instance.fetch_observations),
+            ("materializations", instance.fetch_materializations),
+        ):
+            name = f"{ledger_key(cadence).to_user_string()} {kind}"
+            after = state.learned_up_to.get(name, 0)
+            result = fetch(
+                dg.AssetRecordsFilter(asset_key=ledger_key(cadence), after_storage_id=after),
+                limit=LEARNED_PER_TICK,
                 ascending=True,
             )
             for record in result.records:
-                newest = max(newest, record.storage_id)
+                key = f"{cadence.name}|{record.partition_key}"
                 metadata = metadata_of(record)
-                if metadata.get("status") == REFUSED:
-                    state.refused[f"{cadence.name}|{record.partition_key}"] = [
-                        record.storage_id,
-                        metadata.get("org_file", ""),
-                    ]
-            if not result.has_more:
-                break
-            cursor = result.cursor
-    state.observed_up_to = newest
+                status = metadata.get("status")
+                if kind == "observations" and status == REFUSED:
+                    state.refused[key] = [record.storage_id, metadata.get("org_file", "")]
+                elif kind == "materializations" and status == DIVERGED:
+                    state.diverged[key] = record.storage_id
+                elif kind == "materializations":
+                    state.diverged.pop(key, None)
+                after = record.storage_id
+            state.learned_up_to[name] = after
 
 
 def storage_ids(instance: dg.DagsterInstance) -> dict[str, tuple[dict, dict]]:
@@ -136,13 +144,11 @@ def pending_pairs(
     state: DeliveryState,
     orgs: dict,
     now: dt.datetime,
-    repairs: dict[str, int] | None = None,
 ) -> dict[str, list[PendingPair]]:
     """Candidates by org: published after their last ledger entry, that entry older than the
-    org's place, or found diverged by the audit after it (`repairs`: "cadence|partition" ->
-    the audit's storage id). Periods before share_from or not yet ended, unregistered orgs
-    and refused pairs are left out (they wait, nothing is dropped)."""
-    repairs = repairs or {}
+    org's place, or saying the place does not hold the pair (`diverged`). Periods before
+    share_from or not yet ended, unregistered orgs and refused pairs are left out (they wait,
+    nothing is dropped)."""
     pending: dict[str, list[PendingPair]] = defaultdict(list)
     for cadence in (DAILY, MONTHLY):
         published, delivered = ids[cadence.name]
@@ -156,7 +162,7 @@ def pending_pairs(
             if (
                 delivered_id > published_id
                 and delivered_id > state.place_since.get(org_id, 0)
-                and delivered_id > repairs.get(key, 0)
+                and delivered_id > state.diverged.get(key, 0)
             ):
                 continue
             start = dt.date.fromisoformat(period_text)
@@ -170,7 +176,7 @@ def pending_pairs(
                     cadence.name,
                     partition,
                     period_label(start, cadence.monthly),
-                    max(published_id, repairs.get(key, 0)),
+                    max(published_id, state.diverged.get(key, 0)),
                 )
             )
     return pending
@@ -203,16 +209,6 @@ def _note_changes(
         if state.org_files.get(org_id, fingerprint) != fingerprint:
             state.requested.pop(org_id, None)
         state.org_files[org_id] = fingerprint
-
-
-def audit_repairs(instance: dg.DagsterInstance) -> dict[str, int]:
-    """Pairs the newest audit found diverged and marked for delivery again (repair on)."""
-    result = instance.fetch_materializations(AUDIT_KEY, limit=1)
-    if not result.records:
-        return {}
-    record = result.records[0]
-    listed = metadata_of(record).get("repaired") or []
-    return {key: record.storage_id for key in listed}
 
 
 def _last_run_outcome(instance: dg.DagsterInstance, run_key: str) -> dg.DagsterRun | None:
@@ -267,7 +263,7 @@ def delivery_sensor(
     )
     if recovered:
         context.log.info(f"{recovered} pairs recorded from their publish journals")
-    _learn_refusals(instance, state)
+    _learn_from_the_ledger(instance, state)
     # Runs in flight are read before the storage ids: an entry an old-place run writes after
     # this tick's ids is covered by the next tick, when the run is still in flight.
     in_flight = [
@@ -276,9 +272,10 @@ def delivery_sensor(
     ids = storage_ids(instance)
     newest = max((i for maps in ids.values() for m in maps for i in m.values()), default=0)
     places = {org_id: delivery.place(org.remote_dir) for org_id, org in orgs.items()}
-    _note_changes(state, places, orgs, max(newest, state.observed_up_to), in_flight)
+    newest = max(newest, *state.learned_up_to.values(), 0)
+    _note_changes(state, places, orgs, newest, in_flight)
     now_utc = dt.datetime.now(dt.UTC)
-    pending = pending_pairs(ids, state, orgs, now_utc, audit_repairs(instance))
+    pending = pending_pairs(ids, state, orgs, now_utc)
     busy = {run_org(run) for run in in_flight}
     now = time.time()
     requests, events = [], []
@@ -314,7 +311,16 @@ def delivery_sensor(
         requests.append(
             dg.RunRequest(
                 run_key=run_key,
-                run_config=dg.RunConfig(ops={"deliver_pairs": {"config": {"org_id": org_id}}}),
+                run_config=dg.RunConfig(
+                    ops={
+                        "deliver_pairs": {
+                            "config": {
+                                "org_id": org_id,
+                                "place_since": state.place_since.get(org_id, 0),
+                            }
+                        }
+                    }
+                ),
                 tags={ORG_TAG: org_id, PLACE_TAG: place_tag(places[org_id]), **NO_RUN_RETRIES},
             )
         )
