@@ -14,9 +14,9 @@ from counts_tests.platform import platform_on
 
 
 def _failed_run(platform):
-    (platform.orgs_dir / "badorg.yaml").write_text("id: badorg\nname: Bad\n")
-    platform.instance.add_dynamic_partitions("orgs", ["badorg"])
-    result = platform.run("daily_export_job", "2026-03-08|testorg", "2026-03-08|badorg")
+    """A run of two orgs in which one pair cannot be written: a folder where its file goes."""
+    (platform.export_dir / "testorg/daily/testorg_daily_2026-03-08_summary.csv").mkdir(parents=True)
+    result = platform.run("daily_export_job", "2026-03-08|testorg", "2026-03-08|otherorg")
     assert not result.success
     (failure,) = platform.instance.all_logs(result.run_id, of_type=dg.DagsterEventType.RUN_FAILURE)
     return result, failure.dagster_event
@@ -38,12 +38,12 @@ def test_failure_is_written_to_the_alert_log(tmp_path):
         result, failure = _failed_run(platform)
         _alert(platform, result, failure, AlertHook(url=f"file://{tmp_path}/alerts.jsonl"))
         # The other orgs of that run were still published.
-        assert (platform.export_dir / "testorg/daily/testorg_daily_2026-03-08_needs.csv").exists()
+        assert (platform.export_dir / "otherorg/daily/otherorg_daily_2026-03-08_needs.csv").exists()
     alert = json.loads((tmp_path / "alerts.jsonl").read_text().splitlines()[0])
     assert alert["job"] == "daily_export_job"
-    assert alert["partition"] == "2026-03-08|testorg .. 2026-03-08|badorg"
+    assert alert["partition"] == "2026-03-08|testorg .. 2026-03-08|otherorg"
     assert alert["run_id"] == result.run_id
-    assert "badorg: no valid organization file in the registry" in alert["reason"]
+    assert "testorg 2026-03-08: " in alert["reason"] and "not published" in alert["reason"]
 
 
 def test_failure_is_posted_to_a_webhook(tmp_path):

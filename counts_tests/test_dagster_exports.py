@@ -3,6 +3,7 @@ DAGSTER_HOME, with per-partition metadata, checks, and clear failures."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 
 import dagster as dg
@@ -128,23 +129,23 @@ def test_multi_day_multi_org_range_in_one_run(platform):
                 materialization(instance, asset, f"2026-03-{day:02d}|{org}")
 
 
-def test_org_without_a_valid_file_fails_only_with_a_clear_reason(platform):
+def test_a_range_over_an_org_without_a_valid_file_makes_the_others_and_succeeds(platform):
+    """An org the run covers but the registry rejects (or no longer holds) fails nothing: its
+    partitions are recorded as not made, saying why, and the others are made."""
     instance, export_dir, orgs_dir = platform.instance, platform.export_dir, platform.orgs_dir
     (orgs_dir / "badorg.yaml").write_text("id: badorg\nname: Bad\n", encoding="utf-8")
     instance.add_dynamic_partitions("orgs", ["badorg"])
     result = platform.run("daily_export_job", "2026-03-08|testorg", "2026-03-08|badorg")
-    assert not result.success
-    failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
-    message = failure.step_failure_data.user_failure_data.description
-    assert "badorg: no valid organization file in the registry" in message
-    assert "badorg.yaml: timezone: required, missing" in message
-    # The other orgs of the run are still published and materialized.
+    assert result.success
+    not_made = materialization(instance, "daily_summary_file", "2026-03-08|badorg")
+    assert not_made["status"] == "not_made"
+    assert "badorg has no valid organization file in the registry" in not_made["reason"]
+    assert "badorg.yaml: timezone: required, missing" in not_made["reason"]
     assert (export_dir / "testorg/daily/testorg_daily_2026-03-08_summary.csv").exists()
     assert materialization(instance, "daily_summary_file", "2026-03-08|otherorg")["status"] == (
         "published"
     )
-    # A run with a partition that did not end well records the other three pair by pair: the
-    # published ones with their own facts, the failed one not at all.
+    # Recorded pair by pair: the published ones with their own facts, badorg's as not made.
     needs = materialization(instance, "daily_needs_file", "2026-03-08|testorg")
     assert (
         needs["sha256"]
@@ -154,7 +155,8 @@ def test_org_without_a_valid_file_fails_only_with_a_clear_reason(platform):
     )
     assert needs["rows_written"] == 5 and needs["needs_left_out"] == 2
     for asset in ("daily_raw_contacts", "daily_mapped_demographics", "daily_needs_file"):
-        assert "2026-03-08|badorg" not in instance.get_materialized_partitions(dg.AssetKey(asset))
+        assert materialization(instance, asset, "2026-03-08|badorg")["status"] == "not_made"
+    assert not list(export_dir.glob("badorg/**/*.csv"))
 
 
 def test_no_personal_data_reaches_files_logs_or_metadata(platform, capfd):
@@ -256,3 +258,26 @@ def test_an_unexpected_error_in_an_export_fails_once_naming_its_kind(platform):
         "The export stopped: an unexpected error (ValueError); it would fail the same way: not "
         "retried. Pairs recorded before it stay published."
     )
+
+
+def test_a_period_before_a_future_share_from_is_recorded_as_before_share_from(tmp_path):
+    """Today's partition, for an org that starts sharing next week: not "not ended" (a reason
+    that stops being true at midnight), but before share_from, which stays true."""
+    today = dt.datetime.now(dt.UTC).date()
+    with platform_on(tmp_path) as platform:
+        org_file = platform.orgs_dir / "testorg.yaml"
+        org_file.write_text(
+            org_file.read_text().replace(
+                "share_from: 2026-03-07", f"share_from: {today + dt.timedelta(days=7)}"
+            )
+        )
+        assert platform.run("daily_export_job", f"{today}|testorg").success
+        (record,) = platform.instance.fetch_materializations(
+            dg.AssetRecordsFilter(
+                asset_key=dg.AssetKey("daily_summary_file"), asset_partitions=[f"{today}|testorg"]
+            ),
+            limit=1,
+        ).records
+        metadata = {k: v.value for k, v in record.asset_materialization.metadata.items()}
+        assert metadata["status"] == "skipped"
+        assert metadata["reason"].startswith(f"no file: {today} is before testorg's share_from")

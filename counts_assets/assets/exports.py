@@ -73,6 +73,9 @@ MONTHLY = Cadence("monthly", monthly_partitions)
 # that had not yet ended (made again once it has).
 STATUS_SKIPPED = "skipped"
 STATUS_NOT_ENDED = "not_ended"
+# A partition of an org without a valid organization file when the run came (removed, or its
+# file rejected): nothing made, and requested again once the org is back.
+STATUS_NOT_MADE = "not_made"
 
 CHECK_UNREADABLE = "source_values_readable"
 CHECK_UNMAPPED = "demographic_answers_mapped"
@@ -300,10 +303,17 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
         registry = org_registry.load()
         known = [(org, start) for org, start in requested if org in registry.orgs]
         unknown = sorted({org for org, _ in requested if org not in registry.orgs})
+        # Before share_from first: such a period never has a file, ended or not (a period of a
+        # future share_from is not "not ended", a reason that would stop being true).
+        planned, skipped = plan_targets(known, registry.orgs, cadence.monthly)
         ended, still_open = split_open_periods(
-            known, registry.orgs, cadence.monthly, dt.datetime.now(dt.UTC)
+            [(t.org_id, period_start(t.period)) for t in planned],
+            registry.orgs,
+            cadence.monthly,
+            dt.datetime.now(dt.UTC),
         )
-        targets, skipped = plan_targets(ended, registry.orgs, cadence.monthly)
+        has_ended = set(ended)
+        targets = [t for t in planned if (t.org_id, period_start(t.period)) in has_ended]
         # A run over its whole range, every org registered, records the read and the mapping for
         # the range before any pair (Dagster would show a pair older than its upstream records
         # as unsynced); Dagster writes those records in batches.
@@ -325,6 +335,16 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
             for status, periods in ((STATUS_SKIPPED, skipped), (STATUS_NOT_ENDED, still_open))
             for (org_id, period), reason in periods.items()
         ]
+        # An org the run covers but the registry does not hold fails nothing: its partitions
+        # are recorded as not made, saying why, and the others are made.
+        not_made = {org: _not_registered(org, registry) for org in unknown}
+        without_file += [
+            (str(partition_key(cadence.monthly, org_id, start)), STATUS_NOT_MADE, not_made[org_id])
+            for org_id, start in requested
+            if org_id in not_made
+        ]
+        for reason in not_made.values():
+            context.log.warning(reason)
         yield from record_together(context, _without_file_records(cadence.summary, without_file))
         # Organization by organization: memory holds one org's range, never the whole run's.
         org_outcomes, published = [], []
@@ -374,11 +394,6 @@ def build_export_asset(cadence: Cadence) -> dg.AssetsDefinition:
         yield from _check_results(cadence, outcome, outcome.failed)
 
         problems = [
-            f"{org}: no valid organization file in the registry"
-            + "".join(f"; {e}" for e in registry.errors if Path(e.path).stem == org)
-            for org in unknown
-        ]
-        problems += [
             f"{org} {period}: {line}"
             for (org, period), lines in outcome.failed.items()
             for line in lines
@@ -437,6 +452,12 @@ def _named_failures(body: Callable[..., Iterator[Any]]) -> Callable[..., Iterato
             ) from exc
 
     return export
+
+
+def _not_registered(org_id: str, registry) -> str:
+    return f"not made: {org_id} has no valid organization file in the registry" + "".join(
+        f"; {e}" for e in registry.errors if Path(e.path).stem == org_id
+    )
 
 
 def _by_org(targets: list[Target]) -> Iterator[tuple[str, list[Target]]]:

@@ -12,7 +12,7 @@ import datetime as dt
 import dagster as dg
 
 from counts_assets import settings
-from counts_assets.assets.exports import DAILY, MONTHLY, STATUS_NOT_ENDED
+from counts_assets.assets.exports import DAILY, MONTHLY, STATUS_NOT_ENDED, STATUS_NOT_MADE
 from counts_assets.automation.due import due_days, due_months
 from counts_assets.automation.runs import (
     PARTITION_TAG,
@@ -56,12 +56,13 @@ def taken_care_of(
     instance: dg.DagsterInstance, monthly: bool, job_name: str, due: list[str]
 ) -> set[str]:
     """Due partitions already materialized by any run (a materialization that waited for the
-    period to end does not count), or covered by a queued or in-progress run."""
+    period to end, or of an org without a valid file then, does not count), or covered by a
+    queued or in-progress run."""
     cadence = MONTHLY if monthly else DAILY
     made = {
         partition
         for partition, record in latest_records(instance, cadence.summary, due).items()
-        if metadata_of(record).get("status") != STATUS_NOT_ENDED
+        if metadata_of(record).get("status") not in (STATUS_NOT_ENDED, STATUS_NOT_MADE)
     }
     busy: set[str] = set()
     for run in in_flight_runs(instance, job_name):

@@ -49,11 +49,16 @@ def ensure_store(url: str, fresh: bool) -> bool:
     return True
 
 
-def run_range(instance: dg.DagsterInstance, job_name: str, start: str, end: str) -> None:
+def run_range(
+    instance: dg.DagsterInstance, job_name: str, start: str, end: str, orgs: list[str]
+) -> None:
+    """One ranged run, making only the registered orgs (`orgs`) of the range: an org whose
+    file was removed stays in the `orgs` partitions, and is left alone."""
     job = defs.resolve_job_def(job_name)
+    (step,) = [node.name for node in job.nodes]
     result = job.execute_in_process(
         instance=instance,
-        run_config=dg.RunConfig(loggers=QUIET),
+        run_config=dg.RunConfig(loggers=QUIET, ops={step: {"config": {"orgs": orgs}}}),
         tags={RANGE_START_TAG: start, RANGE_END_TAG: end},
         raise_on_error=False,
     )
@@ -173,7 +178,7 @@ def main() -> None:
         print(f"organization file rejected: {error}")
     instance = dg.DagsterInstance.get()
     register_orgs(instance)
-    ordered = instance.get_dynamic_partitions(ORGS_PARTITION_SET)
+    ordered = [o for o in instance.get_dynamic_partitions(ORGS_PARTITION_SET) if o in registry.orgs]
     first_org, last_org = ordered[0], ordered[-1]
 
     first = min(org.share_from for org in registry.orgs.values())
@@ -182,6 +187,7 @@ def main() -> None:
         "daily_export_job",
         partition_key(False, first_org, first),
         partition_key(False, last_org, DEMO_LAST),
+        ordered,
     )
     if new_store:
         edits = apply_late_edits(sa.create_engine(url))
@@ -195,6 +201,7 @@ def main() -> None:
         "monthly_reconciliation_job",
         partition_key(True, first_org, first.replace(day=1)),
         partition_key(True, last_org, last_month.replace(day=1)),
+        ordered,
     )
     deliver_pending(instance)
     export_dir = settings.export_dir()
