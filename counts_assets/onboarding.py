@@ -145,8 +145,24 @@ def main(argv: list[str] | None = None) -> int:
     for problem in report.problems:
         print(f"PROBLEM {problem}")
     count = len(report.problems)
-    print("ready to go live" if not count else f"{count} problem{'s' if count > 1 else ''}")
+    print(
+        verdict(org, dt.datetime.now(dt.UTC))
+        if not count
+        else f"{count} problem{'s' if count > 1 else ''}"
+    )
     return 1 if report.problems else 0
+
+
+def verdict(org: Organization, now: dt.datetime) -> str:
+    """The last line for a file without problems: "ready" only with what still holds it back."""
+    buts = []
+    blocked = org.delivery_blocked(now)
+    if blocked:
+        buts.append(f"nothing will be delivered until a permission is in force ({blocked})")
+    today = now.astimezone(org.zone).date()
+    if org.share_from > today:
+        buts.append(f"sharing starts on {org.share_from} (share_from is in the future)")
+    return "ready to go live" + (", but " + "; and ".join(buts) if buts else "")
 
 
 if __name__ == "__main__":

@@ -74,7 +74,20 @@ def test_command_exit_codes(tmp_path, monkeypatch, capsys):
         "contact_forms: [211 Contact]\ninteraction_filter:\n  all_211: true\n"
     )
     assert main([str(good), "--days", "400"]) == 0
-    assert "ready to go live" in capsys.readouterr().out
+    # No permission block: "ready" says what still holds delivery back.
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "ready to go live, but nothing will be delivered until a permission is in force "
+        "(no permission: the organization file has no signed permission letter)"
+    )
+    future = dt.datetime.now(dt.UTC).date() + dt.timedelta(days=30)
+    good.write_text(
+        good.read_text().replace("share_from: 2026-10-01", f"share_from: {future}")
+        + "permission:\n  signed_on: 2026-09-01\n  document: LTR-1\n"
+    )
+    assert main([str(good), "--days", "400"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"ready to go live, but sharing starts on {future} (share_from is in the future)"
+    )
     bad = tmp_path / "bad.yml"
     bad.write_text("id: neworg\n")
     assert main([str(bad)]) == 1
