@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The Dagster UI and daemon on the persistent instance, with the platform's environment.
-# Extra arguments go to dagster-webserver (e.g. -p 3001).
+# The Dagster UI and daemon on the persistent instance, with the platform's environment, both
+# talking to one code server (the production shape: the Dockerfile runs the same code server).
+# Extra arguments go to dagster-webserver (e.g. -p 3001). Ctrl-C stops all three.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh  # packages, and $DAGSTER_HOME/dagster.yaml from the repository's file
@@ -9,10 +10,34 @@ export DAGSTER_HOME=${DAGSTER_HOME:-$PWD/dagster_home}
 # per partition: a year of one org is 4 events, not 1,460. The price, in Dagster's words: the
 # partitions of a failed run show as missing, not failed (the run and the checks still say why).
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=true
-# The two processes `dagster dev` starts, started directly: `dagster dev` is deprecated, and it
-# warns that the repository's dagster.yaml is not used (setup.sh has just copied it into
-# $DAGSTER_HOME, which is the one used).
-.venv/bin/dagster-daemon run -w workspace.yaml &
-daemon=$!
-trap 'kill "$daemon" 2>/dev/null || true; wait "$daemon" 2>/dev/null || true' EXIT
-.venv/bin/dagster-webserver -w workspace.yaml -h 127.0.0.1 -p 3000 "$@"
+port=${COUNTS_CODE_SERVER_PORT:-4266}
+# One code server for both: each of them would otherwise start its own and watch it with
+# heartbeats ("No heartbeat received ... shutting down" in the logs when one side is busy).
+workspace="$DAGSTER_HOME/workspace.yaml"
+cat > "$workspace" <<YAML
+load_from:
+  - grpc_server:
+      host: 127.0.0.1
+      port: $port
+      location_name: counts_assets
+YAML
+pids=()
+stop() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+}
+trap stop EXIT
+.venv/bin/dagster code-server start -h 127.0.0.1 -p "$port" -m counts_assets.definitions &
+pids+=($!)
+for _ in $(seq 1 120); do  # the code server loads the definitions first
+  if .venv/bin/python -c "import socket,sys; socket.create_connection(('127.0.0.1', $port), 1)" \
+      2>/dev/null; then
+    break
+  fi
+  sleep 1
+done
+.venv/bin/dagster-daemon run -w "$workspace" &
+pids+=($!)
+.venv/bin/dagster-webserver -w "$workspace" -h 127.0.0.1 -p 3000 "$@" &
+pids+=($!)
+wait -n "${pids[@]}"
