@@ -22,22 +22,28 @@ load_from:
       location_name: counts_assets
 YAML
 pids=()
+# A script's background jobs ignore SIGINT, and Dagster's processes then ignore SIGTERM too (they
+# map one to the other): each is started with SIGINT back to its default, so both stop it.
+start() {
+  .venv/bin/python -c 'import os, signal, sys
+signal.signal(signal.SIGINT, signal.SIG_DFL)
+os.execvp(sys.argv[1], sys.argv[1:])' "$@" &
+  pids+=($!)
+}
 stop() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
 }
 trap stop EXIT
-.venv/bin/dagster code-server start -h 127.0.0.1 -p "$port" -m counts_assets.definitions &
-pids+=($!)
+trap 'exit 130' INT TERM
+start .venv/bin/dagster code-server start -h 127.0.0.1 -p "$port" -m counts_assets.definitions
 for _ in $(seq 1 120); do  # the code server loads the definitions first
-  if .venv/bin/python -c "import socket,sys; socket.create_connection(('127.0.0.1', $port), 1)" \
+  if .venv/bin/python -c "import socket; socket.create_connection(('127.0.0.1', $port), 1)" \
       2>/dev/null; then
     break
   fi
   sleep 1
 done
-.venv/bin/dagster-daemon run -w "$workspace" &
-pids+=($!)
-.venv/bin/dagster-webserver -w "$workspace" -h 127.0.0.1 -p 3000 "$@" &
-pids+=($!)
+start .venv/bin/dagster-daemon run -w "$workspace"
+start .venv/bin/dagster-webserver -w "$workspace" -h 127.0.0.1 -p 3000 "$@"
 wait -n "${pids[@]}"
