@@ -218,10 +218,6 @@ def _audit_org(context, connection, org: Organization, place: str, window: list[
             made = published.get((pair.cadence.name, pair.partition))
             counts["not_yet"] += made is not None and made.version is not None
             continue
-        if entry.status == DIVERGED:
-            expected = None  # already found diverged: look again, it may have been put right
-        else:
-            expected = None if entry.status == NO_FILE else entry.version
         try:
             found = Found(
                 *(
@@ -233,9 +229,11 @@ def _audit_org(context, connection, org: Organization, place: str, window: list[
             raise dg.Failure(f"{org.id}: the audit could not read back {place}: {exc}") from exc
         counts["checked"] += 1
         if entry.status == DIVERGED:
+            # Found diverged before and not sent since: compared with what should be there.
             history = version_history(context.instance, pair.cadence, pair.partition)
             finding = audit_finding(found, history[0] if history else None, history)
         else:
+            expected = None if entry.status == NO_FILE else entry.version
             finding = audit_finding(found, expected, [])
             if finding is not None:
                 history = version_history(context.instance, pair.cadence, pair.partition)
