@@ -460,11 +460,10 @@ def test_the_health_view_is_an_asset_in_the_ui(sftp_platform):
         "(letter LTR-TEST-1) |" in metadata["health"]
     )
     # A failed export run makes its org not fine, even with nothing pending.
-    org_file = platform.orgs_dir / "otherorg.yaml"
-    kept = org_file.read_text()
-    org_file.write_text(kept.replace("timezone: Pacific/Honolulu", "timezone: Mars/Olympus"))
+    taken = platform.export_dir / "otherorg/daily/otherorg_daily_2026-03-08_summary.csv"
+    taken.mkdir(parents=True)  # a folder where the file goes: the pair cannot be published
     assert not platform.run("daily_export_job", "2026-03-08|otherorg").success
-    org_file.write_text(kept)
+    taken.rmdir()
     (materialization,) = platform.run("fleet_health_job", None).asset_materializations_for_node(
         "fleet_health"
     )
