@@ -10,6 +10,7 @@ from counts_assets.assets.audit import delivery_audit, delivery_audit_job, deliv
 from counts_assets.assets.delivery import LEDGER_SPECS, delivery_job, redelivery_job
 from counts_assets.assets.exports import daily_exports, monthly_exports
 from counts_assets.assets.health import (
+    every_file_accepted,
     fleet_health_asset,
     fleet_health_job,
     fleet_health_schedule,
@@ -85,6 +86,7 @@ def build_defs(resources: dict[str, dg.ConfigurableResource]) -> dg.Definitions:
             fleet_health_asset,
             delivery_audit,
         ],
+        asset_checks=[every_file_accepted],
         jobs=[
             daily_export_job,
             monthly_reconciliation_job,

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import dagster as dg
 import pandas as pd
 
 from counts_assets import settings
@@ -26,6 +28,7 @@ from counts_assets.rules.text import as_text, matching_form, shown
 from counts_assets.source.reader import read_source, source_engine
 from counts_assets.source.tables import SourceTables
 from counts_assets.source.values import clean_source
+from counts_assets.status import delivered_before_share_from
 
 FREE_TEXT_DISTINCT_ANSWERS = 25
 
@@ -144,18 +147,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  would share {count} records for {month}{part}")
     for problem in report.problems:
         print(f"PROBLEM {problem}")
+    early = already_delivered_before_share_from(org)
+    if early:
+        print(
+            f"WARNING {len(early)} pairs already delivered fall before share_from "
+            f"{org.share_from} ({', '.join(early[:3])}{' ...' if len(early) > 3 else ''}): "
+            "211 Counts still holds them; moving share_from later does not remove them"
+        )
     count = len(report.problems)
     print(
-        verdict(org, dt.datetime.now(dt.UTC))
+        verdict(org, dt.datetime.now(dt.UTC), len(early))
         if not count
         else f"{count} problem{'s' if count > 1 else ''}"
     )
     return 1 if report.problems else 0
 
 
-def verdict(org: Organization, now: dt.datetime) -> str:
+def already_delivered_before_share_from(org: Organization) -> list[str]:
+    """From the Dagster instance in $DAGSTER_HOME, when there is one: the org's pairs already
+    delivered for periods before its share_from."""
+    if not os.environ.get("DAGSTER_HOME"):
+        return []
+    with dg.DagsterInstance.get() as instance:
+        return delivered_before_share_from(instance, org)
+
+
+def verdict(org: Organization, now: dt.datetime, delivered_before: int = 0) -> str:
     """The last line for a file without problems: "ready" only with what still holds it back."""
     buts = []
+    if delivered_before:
+        buts.append(f"{delivered_before} pairs already delivered fall before share_from")
     blocked = org.delivery_blocked(now)
     if blocked:
         buts.append(f"nothing will be delivered until a permission is in force ({blocked})")

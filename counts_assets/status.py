@@ -1,64 +1,39 @@
-"""`python -m counts_assets.status`: is every centre fine today? One line per organization:
-whether it may share, the newest daily and monthly pair made, the newest delivered, how many
-pairs are pending, its failed delivery and export runs of the last 7 days, and the data-quality
-findings in its files of the last 7 Call Dates; then every rejected organization file. Reads
-the Dagster instance in $DAGSTER_HOME; changes nothing."""
+"""`python -m counts_assets.status`: is every centre fine today? One line per organization file:
+whether the org is fine, the newest daily and monthly pair made and the newest its place holds,
+its first problem and what to do, the data-quality findings of its last 7 Call Dates, what the
+newest delivery audit verified, and its permission. An org is fine when every period that is due
+(from share_from through the last ended one, plus the grace period) has its published pair, the
+current place holds it (or it waits for permission, said so), no period's latest run failed and
+the audit found nothing. A rejected organization file is a row that is not fine. Reads the
+Dagster instance in $DAGSTER_HOME; changes nothing; exits 1 when any row is not fine."""
 
 from __future__ import annotations
 
 import datetime as dt
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 
 import dagster as dg
 
 from counts_assets import settings
 from counts_assets.assets.delivery import delivery_job
-from counts_assets.assets.exports import DAILY, MONTHLY
-from counts_assets.automation.runs import partitions_of
-from counts_assets.delivery.ledger import AUDIT_KEY
-from counts_assets.exports.periods import period_bounds
+from counts_assets.assets.exports import DAILY, MONTHLY, Cadence
+from counts_assets.automation.alerts import failure_reasons
+from counts_assets.automation.runs import ORG_TAG, in_flight_runs, partitions_of
+from counts_assets.delivery.ledger import AUDIT_KEY, ledger_entries, ledger_key, legacy_ledger_keys
+from counts_assets.delivery.plan import DELIVERED, REDELIVERED, UNCHANGED
+from counts_assets.exports.periods import period_bounds, period_label
 from counts_assets.jobs import daily_export_job, monthly_reconciliation_job
+from counts_assets.orgs.models import Organization
 from counts_assets.orgs.registry import Registry, load_registry
-from counts_assets.partitions import partition_key
-from counts_assets.records import latest_records, metadata_of
-from counts_assets.sensors.delivery import ORG_TAG, DeliveryState, pending_pairs, storage_ids
+from counts_assets.records import latest_ids, metadata_of, newest_of_each_partition
+from counts_assets.rules.health import PeriodState, Verdict, due_periods, judge, spans
 
-
-@dataclass
-class OrgHealth:
-    org_id: str
-    permission: str
-    last_daily: str
-    last_monthly: str
-    last_delivered: str
-    pending: int
-    failed_deliveries: int
-    failed_exports: int
-    findings: str
-    verified: str = "-"  # what the newest delivery_audit found at the org's place
-    audit_findings: int = 0
-
-    @property
-    def fine(self) -> bool:
-        allowed = self.permission.startswith("in force")
-        failed = self.failed_deliveries or self.failed_exports
-        return allowed and not self.pending and not failed and not self.audit_findings
-
-
-def _newest_by_org(partitions, orgs: dict, monthly: bool) -> dict[str, str]:
-    """The newest period per org, leaving out periods before its share_from (recorded, but
-    no file)."""
-    newest: dict[str, str] = defaultdict(str)
-    for partition in partitions:
-        period, _, org_id = partition.partition("|")
-        org = orgs.get(org_id)
-        last_day = period_bounds(dt.date.fromisoformat(period), monthly)[1]
-        if org is None or last_day < org.share_from:
-            continue
-        newest[org_id] = max(newest[org_id], period)
-    return newest
-
+# The ledger entries that say the place holds the pair's version.
+HELD = (DELIVERED, REDELIVERED, UNCHANGED)
+EXPORT_JOBS = ((DAILY, daily_export_job), (MONTHLY, monthly_reconciliation_job))
 
 # The per-file counts of data-quality findings in a pair's record.
 FINDINGS = {
@@ -68,22 +43,118 @@ FINDINGS = {
 }
 
 
-def recent_findings(instance: dg.DagsterInstance, org_ids: list[str], today: dt.date) -> dict:
-    """Per org, the data-quality findings in its daily files of the last 7 Call Dates."""
-    keys = [
-        str(partition_key(False, org_id, today - dt.timedelta(days=n)))
-        for org_id in org_ids
-        for n in range(1, 8)
-    ]
-    totals: dict[str, Counter] = defaultdict(Counter)
-    for partition, record in latest_records(instance, DAILY.summary, keys).items():
-        metadata = metadata_of(record)
-        for name, label in FINDINGS.items():
-            totals[partition.split("|")[1]][label] += int(metadata.get(name) or 0)
-    return {
-        org_id: ", ".join(f"{label}: {n}" for label, n in totals[org_id].items() if n) or "none"
-        for org_id in org_ids
-    }
+@dataclass
+class OrgHealth:
+    org_id: str  # the org's id, or a rejected file's name
+    fine: bool
+    daily_through: str = "-"  # the newest daily pair made
+    monthly_through: str = "-"
+    held_through: str = "-"  # the newest pair the current place holds
+    problem: str = ""  # every problem, first the first gap
+    to_do: str = ""
+    findings: str = "none"
+    verified: str = "not audited yet"  # what the newest delivery_audit found at the org's place
+    permission: str = "-"
+
+
+@dataclass(frozen=True)
+class _Publish:
+    storage_id: int
+    at: dt.datetime
+    version: tuple | None  # (summary, needs) SHA-256 of the pair; None: no file
+    findings: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
+class _Entry:
+    status: str
+    version: tuple | None
+    place: str
+
+
+def _publish(record: dg.EventLogRecord) -> _Publish:
+    meta = metadata_of(record)
+    version = (meta["sha256"], meta.get("needs_sha256")) if "sha256" in meta else None
+    return _Publish(
+        record.storage_id,
+        dt.datetime.fromtimestamp(record.timestamp, dt.UTC),
+        version,
+        tuple((name, int(meta.get(name) or 0)) for name in FINDINGS),
+    )
+
+
+def _entry(record: dg.EventLogRecord) -> _Entry:
+    meta = metadata_of(record)
+    summary, needs = meta.get("summary_sha256"), meta.get("needs_sha256")
+    return _Entry(
+        meta.get("status", DELIVERED),
+        (summary, needs) if summary and needs else None,
+        meta.get("target", ""),
+    )
+
+
+def _ledger(instance: dg.DagsterInstance, cadence: Cadence, made: set[str]) -> dict[str, _Entry]:
+    """The newest ledger entry of every partition; pairs delivered by the per-file ledger of
+    an earlier version count too."""
+    entries = newest_of_each_partition(instance, ledger_key(cadence), _entry)
+    if latest_ids(instance, legacy_ledger_keys(cadence)[0]):
+        for partition, old in ledger_entries(instance, cadence, made - set(entries)).items():
+            version = (
+                (old.version.summary_sha256, old.version.needs_sha256) if old.version else None
+            )
+            entries[partition] = _Entry(old.status, version, old.place)
+    return entries
+
+
+def _failed_partitions(
+    instance: dg.DagsterInstance, cadence: Cadence, job_name: str, publishes: dict
+) -> dict[str, str]:
+    """Partitions whose latest run failed, with that run's id: a failure counts until a later
+    run records the partition (its own records count: a range run that made one org and failed
+    on another fails only the other)."""
+    failed: dict[str, tuple[float, str]] = {}
+    for record in instance.get_run_records(
+        dg.RunsFilter(job_name=job_name, statuses=[dg.DagsterRunStatus.FAILURE])
+    ):
+        started = record.start_time or record.create_timestamp.timestamp()
+        for partition in partitions_of(record.dagster_run, cadence.partitions_def, instance):
+            made = publishes.get(partition)
+            if made is not None and made.at.timestamp() >= started:
+                continue
+            if partition not in failed or failed[partition][0] < started:
+                failed[partition] = (started, record.dagster_run.run_id)
+    return {partition: run_id for partition, (_, run_id) in failed.items()}
+
+
+def _delivery_failures(
+    instance: dg.DagsterInstance, now: dt.datetime
+) -> dict[str, tuple[dt.datetime, str]]:
+    """Per org, its newest failed delivery run of the last 7 days not followed by a successful
+    one: (when, run id). Delivery is retried every few minutes while pairs wait, so an older
+    failure with pairs still waiting has newer ones."""
+    newest: dict[str, tuple[dt.datetime, str]] = {}
+    for record in instance.get_run_records(
+        dg.RunsFilter(
+            job_name=delivery_job.name,
+            statuses=[dg.DagsterRunStatus.FAILURE],
+            created_after=now - dt.timedelta(days=7),
+        )
+    ):
+        org_id = record.dagster_run.tags.get(ORG_TAG, "")
+        if org_id and (org_id not in newest or newest[org_id][0] < record.create_timestamp):
+            newest[org_id] = (record.create_timestamp, record.dagster_run.run_id)
+    for org_id, (at, _) in list(newest.items()):
+        if instance.get_runs(
+            dg.RunsFilter(
+                job_name=delivery_job.name,
+                tags={ORG_TAG: org_id},
+                statuses=[dg.DagsterRunStatus.SUCCESS],
+                created_after=at,
+            ),
+            limit=1,
+        ):
+            del newest[org_id]
+    return newest
 
 
 def audited(instance: dg.DagsterInstance) -> dict[str, tuple[str, int]]:
@@ -105,91 +176,229 @@ def audited(instance: dg.DagsterInstance) -> dict[str, tuple[str, int]]:
     }
 
 
+def _reason(text: str, org_id: str, limit: int = 240) -> str:
+    """The line of a run's failure that names the org (else its first line), its middle
+    elided when long: paths and the reason at its end both stay readable."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    line = next((x for x in lines if x.startswith(f"{org_id} ")), lines[0] if lines else "")
+    line = line or "no reason recorded"
+    return line if len(line) <= limit else line[: limit // 2 - 1] + " … " + line[-limit // 2 :]
+
+
 def fleet_health(
-    instance: dg.DagsterInstance, registry: Registry, now: dt.datetime
+    instance: dg.DagsterInstance,
+    registry: Registry,
+    now: dt.datetime,
+    place: Callable[[Organization], str],
+    grace: dt.timedelta | None = None,
+    first_date: dt.date | None = None,
 ) -> list[OrgHealth]:
-    ids = storage_ids(instance)
-    pending = pending_pairs(ids, DeliveryState(), registry.orgs, now)
+    """One row per organization file, in id order, then the rejected files. `place(org)` is
+    where the org's pairs go now (the delivery target's endpoint and its remote_dir)."""
+    grace = dt.timedelta(minutes=settings.grace_minutes()) if grace is None else grace
+    first_date = first_date or settings.first_date()
     orgs = registry.orgs
-    made = {c.name: _newest_by_org(ids[c.name][0], orgs, c.monthly) for c in (DAILY, MONTHLY)}
-    delivered = defaultdict(str)
-    for c in (DAILY, MONTHLY):
-        for org_id, period in _newest_by_org(ids[c.name][1], orgs, c.monthly).items():
-            delivered[org_id] = max(delivered[org_id], period)
-    findings = recent_findings(instance, sorted(orgs), now.date())
-    audit = audited(instance)
-    week_ago = now - dt.timedelta(days=7)
-    failed: dict[str, int] = defaultdict(int)
-    for run in instance.get_runs(
-        dg.RunsFilter(
-            job_name=delivery_job.name,
-            statuses=[dg.DagsterRunStatus.FAILURE],
-            created_after=week_ago,
-        )
-    ):
-        failed[run.tags.get(ORG_TAG, "")] += 1
-    # An export run that failed counts for every org it was asked to make.
-    failed_exports: dict[str, int] = defaultdict(int)
-    for cadence, job in ((DAILY, daily_export_job), (MONTHLY, monthly_reconciliation_job)):
-        for run in instance.get_runs(
-            dg.RunsFilter(
-                job_name=job.name, statuses=[dg.DagsterRunStatus.FAILURE], created_after=week_ago
+    publishes = {
+        c.name: newest_of_each_partition(instance, c.summary, _publish) for c in (DAILY, MONTHLY)
+    }
+    ledgers = {c.name: _ledger(instance, c, set(publishes[c.name])) for c in (DAILY, MONTHLY)}
+    failed = {
+        c.name: _failed_partitions(instance, c, job.name, publishes[c.name])
+        for c, job in EXPORT_JOBS
+    }
+    busy = {
+        c.name: set().union(
+            *(
+                partitions_of(r, c.partitions_def, instance)
+                for r in in_flight_runs(instance, job.name)
             )
-        ):
-            for org_id in {
-                k.split("|")[1] for k in partitions_of(run, cadence.partitions_def, instance)
-            }:
-                failed_exports[org_id] += 1
-    return [
-        OrgHealth(
-            org_id,
-            org.permission_summary(now),
-            made["daily"].get(org_id, "") or "-",
-            made["monthly"].get(org_id, "")[:7] or "-",
-            delivered.get(org_id, "") or "-",
-            len(pending.get(org_id, [])),
-            failed[org_id],
-            failed_exports[org_id],
-            findings[org_id],
-            *audit.get(org_id, ("not audited yet", 0)),
         )
-        for org_id, org in sorted(registry.orgs.items())
-    ]
+        for c, job in EXPORT_JOBS
+    }
+    places = {org_id: place(org) for org_id, org in orgs.items()}
+    states: dict[str, dict[bool, dict[dt.date, PeriodState]]] = defaultdict(
+        lambda: defaultdict(dict)
+    )
+    newest: dict[str, dict[str, str]] = defaultdict(lambda: defaultdict(str))
+    early: dict[str, dict[bool, list[dt.date]]] = defaultdict(lambda: defaultdict(list))
+    findings: dict[str, Counter] = defaultdict(Counter)
+    week = {now.date() - dt.timedelta(days=n) for n in range(1, 8)}
+    for cadence in (DAILY, MONTHLY):
+        monthly = cadence.monthly
+        made, ledger = publishes[cadence.name], ledgers[cadence.name]
+        partitions = set(made) | set(failed[cadence.name]) | busy[cadence.name] | set(ledger)
+        for partition in partitions:
+            period, _, org_id = partition.partition("|")
+            org = orgs.get(org_id)
+            if org is None:
+                continue
+            start = dt.date.fromisoformat(period)
+            publish, entry = made.get(partition), ledger.get(partition)
+            has_file = publish is not None and publish.version is not None
+            held = (
+                has_file
+                and entry is not None
+                and entry.status in HELD
+                and entry.place == places[org_id]
+                and entry.version == publish.version
+            )
+            states[org_id][monthly][start] = PeriodState(
+                made_at=publish.at if has_file else None,
+                held=held,
+                failed=partition in failed[cadence.name],
+                in_flight=partition in busy[cadence.name],
+            )
+            label = period_label(start, monthly)
+            if has_file:
+                newest[org_id][f"{cadence.name} made"] = max(
+                    newest[org_id][f"{cadence.name} made"], label
+                )
+            if held:
+                newest[org_id]["held"] = max(newest[org_id]["held"], label)
+            if (
+                entry is not None
+                and entry.status in HELD
+                and period_bounds(start, monthly)[1] < org.share_from
+            ):
+                early[org_id][monthly].append(start)
+            if has_file and not monthly and start in week:
+                findings[org_id].update(dict(publish.findings))
+    audit = audited(instance)
+    deliveries = _delivery_failures(instance, now)
+    rows = []
+    for org_id, org in sorted(orgs.items()):
+        due = {m: due_periods(org, now, grace, first_date, m) for m in (False, True)}
+        verdict = judge(org, states[org_id], due, now, grace)
+        verified, divergent = audit.get(org_id, ("not audited yet", 0))
+        if divergent:
+            verdict.fine = False
+            verdict.problems.append(f"the audit found {divergent} pairs not as delivered")
+            verdict.to_do.append("see delivery_audit; re-deliver them (redelivery_job)")
+        _explain_failures(instance, verdict, org_id, failed, deliveries)
+        for monthly, periods in early[org_id].items():
+            verdict.notes.append(
+                f"{len(periods)} pairs delivered before share_from {org.share_from} "
+                f"({spans(periods, monthly)}): 211 Counts still holds them"
+            )
+        rows.append(
+            OrgHealth(
+                org_id,
+                verdict.fine,
+                newest[org_id]["daily made"] or "-",
+                newest[org_id]["monthly made"] or "-",
+                newest[org_id]["held"] or "-",
+                "; ".join(verdict.problems + verdict.notes) or "-",
+                "; ".join(dict.fromkeys(verdict.to_do)) or "-",
+                ", ".join(f"{FINDINGS[k]}: {n}" for k, n in findings[org_id].items() if n)
+                or "none",
+                verified,
+                org.permission_summary(now),
+            )
+        )
+    by_file: dict[str, list[str]] = defaultdict(list)
+    for error in registry.errors:
+        by_file[error.path].append(f"{error.field}: {error.reason}")
+    for path, reasons in sorted(by_file.items()):
+        rows.append(
+            OrgHealth(
+                Path(path).name,
+                False,
+                problem="organization file rejected: " + "; ".join(reasons),
+                to_do="fix the file; nothing of it is made or delivered meanwhile",
+            )
+        )
+    return rows
+
+
+def _explain_failures(
+    instance: dg.DagsterInstance,
+    verdict: Verdict,
+    org_id: str,
+    failed: dict[str, dict[str, str]],
+    deliveries: dict[str, tuple[dt.datetime, str]],
+) -> None:
+    """The reason of the newest failed export run of the org's failing periods, and of its
+    failed delivery run while pairs are not at the place."""
+    runs = {
+        run_id
+        for by_partition in failed.values()
+        for p, run_id in by_partition.items()
+        if p.endswith(f"|{org_id}")
+    }
+    if runs:
+        newest = max(runs, key=lambda r: instance.get_run_record_by_id(r).create_timestamp)
+        verdict.problems.append(
+            f"run {newest[:8]}: {_reason(failure_reasons(instance, newest), org_id)}"
+        )
+    if org_id in deliveries and any(p.startswith("not at the place") for p in verdict.problems):
+        at, run_id = deliveries[org_id]
+        verdict.problems.append(
+            f"delivery failing since {at:%Y-%m-%d %H:%M} UTC (run {run_id[:8]}: "
+            f"{_reason(failure_reasons(instance, run_id), org_id)})"
+        )
+
+
+def delivered_before_share_from(instance: dg.DagsterInstance, org: Organization) -> list[str]:
+    """The org's pairs its place holds, by the ledger, for periods now wholly before its
+    share_from (share_from moved later after they were delivered)."""
+    labels = []
+    for cadence in (DAILY, MONTHLY):
+        early = [
+            partition
+            for partition in latest_ids(instance, ledger_key(cadence))
+            if partition.endswith(f"|{org.id}")
+            and period_bounds(dt.date.fromisoformat(partition[:10]), cadence.monthly)[1]
+            < org.share_from
+        ]
+        labels += sorted(
+            period_label(dt.date.fromisoformat(partition[:10]), cadence.monthly)
+            for partition, entry in ledger_entries(instance, cadence, early).items()
+            if entry.status in HELD
+        )
+    return labels
 
 
 HEADER = (
     "org",
     "fine",
-    "last daily",
-    "last monthly",
-    "last delivered",
-    "pending",
-    "failed deliveries (7 days)",
-    "failed exports (7 days)",
+    "daily made",
+    "monthly made",
+    "at the place",
+    "problem",
+    "to do",
     "findings (last 7 Call Dates)",
-    "verified at the place",
+    "audit",
     "permission",
 )
 
 
 def health_table(rows: list[OrgHealth]) -> list[tuple[str, ...]]:
-    """The header and one row of text per organization, as the CLI and the UI show them."""
+    """The header and one row of text per organization file, as the CLI and the UI show them."""
     return [HEADER] + [
         (
             r.org_id,
             "yes" if r.fine else "NO",
-            r.last_daily,
-            r.last_monthly,
-            r.last_delivered,
-            str(r.pending),
-            str(r.failed_deliveries),
-            str(r.failed_exports),
+            r.daily_through,
+            r.monthly_through,
+            r.held_through,
+            r.problem,
+            r.to_do,
             r.findings,
             r.verified,
             r.permission,
         )
         for r in rows
     ]
+
+
+def summary_line(rows: list[OrgHealth]) -> str:
+    """`147 fine, 3 not: a (missing 2 days ...), b (...), c (...)`."""
+    not_fine = [r for r in rows if not r.fine]
+    if not not_fine:
+        return f"{len(rows)} fine"
+    shown = ", ".join(f"{r.org_id} ({r.problem.split('; ')[0]})" for r in not_fine[:10])
+    more = f" and {len(not_fine) - 10} more" if len(not_fine) > 10 else ""
+    return f"{len(rows) - len(not_fine)} fine, {len(not_fine)} not: {shown}{more}"
 
 
 def text_table(table: list[tuple[str, ...]]) -> list[str]:
@@ -201,15 +410,23 @@ def text_table(table: list[tuple[str, ...]]) -> list[str]:
     ]
 
 
+def place_from_settings() -> Callable[[Organization], str]:
+    """Where each org's pairs go now, by COUNTS_DELIVERY_URL, as the platform reads it."""
+    # Imported here: the definitions import the fleet_health asset, which imports this module.
+    from counts_assets.definitions import default_resources
+
+    delivery = default_resources()["delivery"].process_config_and_initialize()
+    return lambda org: delivery.place(org.remote_dir)
+
+
 def main() -> int:
     registry = load_registry(settings.orgs_dir(), settings.first_date())
     with dg.DagsterInstance.get() as instance:
-        rows = fleet_health(instance, registry, dt.datetime.now(dt.UTC))
+        rows = fleet_health(instance, registry, dt.datetime.now(dt.UTC), place_from_settings())
+    print(summary_line(rows))
     for line in text_table(health_table(rows)):
         print(line)
-    for error in registry.errors:
-        print(f"REJECTED {error}")
-    return 0 if all(r.fine for r in rows) and not registry.errors else 1
+    return 0 if all(r.fine for r in rows) else 1
 
 
 if __name__ == "__main__":

@@ -424,26 +424,33 @@ def test_the_health_view_shows_each_org_at_a_glance(sftp_platform):
     platform, _ = sftp_platform
     (platform.orgs_dir / "otherorg.yaml").write_text(OTHER_ORG_YAML.split("permission:")[0])
     assert platform.run("daily_export_job", "2026-03-07|testorg", "2026-03-08|otherorg").success
+    delivery = platform.resources["delivery"]
 
-    def health(now=None):
+    def health(now):
         registry = platform.resources["org_registry"].load()
-        rows = fleet_health(platform.instance, registry, now or dt.datetime.now(dt.UTC))
+        rows = fleet_health(
+            platform.instance, registry, now, lambda org: delivery.place(org.remote_dir)
+        )
         return {r.org_id: r for r in rows}
 
-    before = health()
-    assert before["testorg"].pending == 2 and not before["testorg"].fine
-    assert before["otherorg"].permission.startswith("no permission")
+    # The day after the golden days, the pairs made an hour ago and not yet delivered.
+    march_9 = dt.datetime(2026, 3, 9, 12, tzinfo=dt.UTC)
+    an_hour_on = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+    before = health(march_9)
+    assert before["testorg"].held_through == "-"
+    problems = health(an_hour_on)["testorg"].problem.split("; ")
+    assert "not at the place: 2 days: 2026-03-07 .. 2026-03-08" in problems
     deliver(platform, tick(platform))
-    after = health()
-    assert after["testorg"].fine and after["testorg"].last_delivered == "2026-03-08"
-    assert after["testorg"].last_daily == "2026-03-08"
-    assert after["otherorg"].pending == 2 and not after["otherorg"].fine
-    # The findings of the files of the last 7 Call Dates, as of the day after the golden days.
-    assert after["testorg"].findings == "none"  # 2026-03-08 is more than 7 days ago
-    on_march_9 = health(dt.datetime(2026, 3, 9, 12, tzinfo=dt.UTC))
-    assert on_march_9["testorg"].findings == (
+    after = health(march_9)
+    assert after["testorg"].fine and after["testorg"].held_through == "2026-03-08"
+    assert after["testorg"].daily_through == "2026-03-08"
+    assert after["testorg"].findings == (
         "needs left out: 2, zip codes sent empty: 1, answers not in a value map: 1"
     )
+    # otherorg has no letter: its pairs wait, said so; that alone does not make it not fine.
+    assert after["otherorg"].permission.startswith("no permission")
+    assert "wait for permission" in after["otherorg"].problem
+    assert after["otherorg"].held_through == "-"
 
 
 def test_the_health_view_is_an_asset_in_the_ui(sftp_platform):
@@ -453,22 +460,10 @@ def test_the_health_view_is_an_asset_in_the_ui(sftp_platform):
     assert result.success
     (materialization,) = result.asset_materializations_for_node("fleet_health")
     metadata = {k: v.value for k, v in materialization.metadata.items()}
-    assert metadata["organizations"] == 2 and metadata["not_fine"] == "testorg"
-    assert (
-        "| testorg | NO | 2026-03-08 | - | - | 1 | 0 | 0 | none | not audited yet | in force since "
-        "2026-02-20 "
-        "(letter LTR-TEST-1) |" in metadata["health"]
-    )
-    # A failed export run makes its org not fine, even with nothing pending.
-    taken = platform.export_dir / "otherorg/daily/otherorg_daily_2026-03-08_summary.csv"
-    taken.mkdir(parents=True)  # a folder where the file goes: the pair cannot be published
-    assert not platform.run("daily_export_job", "2026-03-08|otherorg").success
-    taken.rmdir()
-    (materialization,) = platform.run("fleet_health_job", None).asset_materializations_for_node(
-        "fleet_health"
-    )
-    health = materialization.metadata["health"].value
-    assert "| otherorg | NO | - | - | - | 0 | 0 | 1 | none | not audited yet | in force" in health
+    assert metadata["organizations"] == 2 and metadata["not_fine"] == ["otherorg", "testorg"]
+    assert metadata["summary"].startswith("0 fine, 2 not: otherorg (missing ")
+    assert "| testorg | NO | 2026-03-08 | - | - | missing " in metadata["health"]
+    assert "| in force since 2026-02-20 (letter LTR-TEST-1) |" in metadata["health"]
 
 
 def step_failure(result) -> str:

@@ -10,7 +10,7 @@ import pytest
 
 from counts_assets.assets.exports import DAILY, MONTHLY
 from counts_assets.automation.due import due_days, due_months
-from counts_assets.automation.runs import partitions_of
+from counts_assets.automation.runs import IN_FLIGHT, partitions_of
 from counts_assets.automation.schedules import (
     SCHEDULE_NAME_TAG,
     daily_export_schedule,
@@ -196,26 +196,73 @@ def test_removed_org_file_stops_its_automation(automation, tmp_path):
     assert not any("honolulu211" in k for k in requested)
 
 
-def test_monthly_schedule_on_the_first_in_each_zone_once(automation):
+def finish_runs(instance) -> None:
+    """The runs requested so far succeed, recording every partition they cover."""
+    for run in instance.get_runs(filters=dg.RunsFilter(statuses=IN_FLIGHT)):
+        cadence = MONTHLY if run.job_name == "monthly_reconciliation_job" else DAILY
+        for key in partitions_of(run, cadence.partitions_def, instance):
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    cadence.summary, partition=key, metadata={"status": "published"}
+                )
+            )
+        success = dg.DagsterEvent(
+            dg.DagsterEventType.RUN_SUCCESS.value, job_name=run.job_name, message="done"
+        )
+        instance.report_dagster_event(success, run.run_id)
+
+
+def month_end_tick(instance, registry, instant: str) -> list[str]:
+    """Both schedules at one tick, as the daemon evaluates them; then their runs end."""
+    evaluate(daily_export_schedule, instance, registry, instant)
+    monthly = evaluate(monthly_reconciliation_schedule, instance, registry, instant)
+    finish_runs(instance)
+    return monthly
+
+
+def test_monthly_schedule_on_the_first_in_each_zone_once_after_its_days(automation):
     instance, registry = automation
-    # October ends at 04:00Z in New York (EDT), 05:00Z in Chicago, 10:00Z in Honolulu.
-    assert (
-        evaluate(monthly_reconciliation_schedule, instance, registry, "2026-11-01T04:45:00+00:00")
-        == []
+    for day in range(1, 31):  # October made through the 30th in every zone
+        for org_id in ORG_FILES:
+            instance.report_runless_asset_event(
+                dg.AssetMaterialization(
+                    "daily_summary_file", partition=f"2026-10-{day:02}|{org_id}"
+                )
+            )
+    # October ends at 04:00Z in New York (EDT), 05:00Z in Chicago, 10:00Z in Honolulu: at the
+    # tick its October 31 comes due, the month waits for that day's run; the next tick makes it.
+    assert month_end_tick(instance, registry, "2026-11-01T04:45:00+00:00") == []
+    assert month_end_tick(instance, registry, "2026-11-01T05:00:00+00:00") == []
+    assert month_end_tick(instance, registry, "2026-11-01T05:15:00+00:00") == [
+        "2026-10-01|newyork211"
+    ]
+    assert month_end_tick(instance, registry, "2026-11-01T06:00:00+00:00") == []
+    assert month_end_tick(instance, registry, "2026-11-01T06:15:00+00:00") == [
+        "2026-10-01|chicago211"
+    ]
+    assert month_end_tick(instance, registry, "2026-11-01T11:00:00+00:00") == []
+    assert month_end_tick(instance, registry, "2026-11-01T11:15:00+00:00") == [
+        "2026-10-01|honolulu211"
+    ]
+    assert month_end_tick(instance, registry, "2026-11-02T11:00:00+00:00") == []
+
+
+def test_a_month_does_not_wait_for_a_failed_day_or_one_outside_the_lookback(automation):
+    instance, registry = automation
+    # Nothing of October was made; at November 10 only Nov 3-9 are in the daily look-back.
+    assert evaluate(
+        monthly_reconciliation_schedule, instance, registry, "2026-11-10T12:00:00+00:00"
+    ) == [f"2026-10-01|{org_id}" for org_id in sorted(ORG_FILES)]
+    instance.wipe()
+    instance.add_dynamic_partitions("orgs", list(ORG_FILES))
+    # At the month end October 31 is requested, and its run fails: the month goes ahead.
+    evaluate(daily_export_schedule, instance, registry, "2026-11-01T11:00:00+00:00")
+    for run in instance.get_runs():
+        instance.report_run_failed(run)
+    monthly = evaluate(
+        monthly_reconciliation_schedule, instance, registry, "2026-11-01T11:15:00+00:00"
     )
-    assert evaluate(
-        monthly_reconciliation_schedule, instance, registry, "2026-11-01T05:00:00+00:00"
-    ) == ["2026-10-01|newyork211"]
-    assert evaluate(
-        monthly_reconciliation_schedule, instance, registry, "2026-11-01T06:00:00+00:00"
-    ) == ["2026-10-01|chicago211"]
-    assert evaluate(
-        monthly_reconciliation_schedule, instance, registry, "2026-11-01T11:00:00+00:00"
-    ) == ["2026-10-01|honolulu211"]
-    assert (
-        evaluate(monthly_reconciliation_schedule, instance, registry, "2026-11-02T11:00:00+00:00")
-        == []
-    )
+    assert monthly == [f"2026-10-01|{org_id}" for org_id in sorted(ORG_FILES)]
 
 
 # "Requested once" counts every run: materialized by any run, queued or in progress, or failed

@@ -79,7 +79,10 @@ def _ledger_spec(cadence: Cadence) -> dg.AssetSpec:
         "when, size and SHA-256 of both files; `delivered`, or `redelivered` on request), or "
         "needing no sending (`unchanged`, `no_file`). A published pair is pending while its "
         "newest version is not the one last delivered to the current place; observations say "
-        "why it waits (waiting, failed, refused).",
+        "why it waits (waiting, failed, refused). Its partitions span every org from the "
+        "platform's first date: a period before an org's share_from, not yet ended, or of an "
+        "org without permission never has an entry, so the partition bar counts it as "
+        "missing; fleet_health counts only what is due.",
     )
 
 

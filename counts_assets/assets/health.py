@@ -1,5 +1,6 @@
-"""`fleet_health`: is every centre fine today? The per-organization status table of
-`python -m counts_assets.status`, as an asset the UI shows, made again every hour."""
+"""`fleet_health`: is every centre fine today? The per-organization table of
+`python -m counts_assets.status`, as an asset the UI shows, made again every hour, with a check
+that fails naming the orgs that are not fine; and the check of `organization_files`."""
 
 import datetime as dt
 
@@ -7,41 +8,118 @@ import dagster as dg
 import pandas as pd
 
 from counts_assets.assets.metadata import markdown_table
+from counts_assets.automation.alerts import AlertHook
+from counts_assets.delivery.resource import DeliveryResource
 from counts_assets.resources import OrgRegistry
-from counts_assets.status import fleet_health, health_table
+from counts_assets.sensors.org_registry import (
+    EVERY_FILE_ACCEPTED,
+    ORGANIZATION_FILES,
+    files_accepted,
+)
+from counts_assets.status import fleet_health, health_table, summary_line
+
+FLEET_HEALTH = dg.AssetKey("fleet_health")
+EVERY_ORG_FINE = "every_org_fine"
 
 
 @dg.asset(
     name="fleet_health",
     group_name="organizations",
-    description="One row per organization: whether it may share (its permission letter), the "
-    "newest daily and monthly pair made, the newest pair delivered, how many pairs are "
-    "pending, its failed delivery and export runs of the last 7 days, the data-quality "
-    "findings in its daily files of the last 7 Call Dates, and what the newest delivery_audit "
-    "verified at its place; then the rejected organization files. Made every hour by "
-    "fleet_health_schedule; the same table as `python -m counts_assets.status`.",
+    check_specs=[
+        dg.AssetCheckSpec(
+            EVERY_ORG_FINE,
+            asset=FLEET_HEALTH,
+            description="Fails while any organization is not fine, naming them.",
+        )
+    ],
+    description="One row per organization file. An org is fine when every period that is due "
+    "(from share_from through the last period ended in its time zone, plus the grace period) "
+    "has its published pair, the current place holds it (or it waits for permission, said "
+    "so), no period's latest run failed, and the newest delivery_audit found nothing; a "
+    "rejected file is a row that is not fine. Each row shows the newest pairs made and held at "
+    "the place, the first gap or failure and what to do, the data-quality findings of the "
+    "last 7 Call Dates and the permission. Made every hour by fleet_health_schedule; the same "
+    "table as `python -m counts_assets.status`. Each change of an org between fine and not "
+    "fine is sent to COUNTS_ALERT_URL once.",
 )
 def fleet_health_asset(
-    context: dg.AssetExecutionContext, org_registry: OrgRegistry
-) -> dg.MaterializeResult:
+    context: dg.AssetExecutionContext,
+    org_registry: OrgRegistry,
+    delivery: DeliveryResource,
+    alerts: AlertHook,
+):
     registry = org_registry.load()
-    rows = fleet_health(context.instance, registry, dt.datetime.now(dt.UTC))
+    now = dt.datetime.now(dt.UTC)
+    rows = fleet_health(
+        context.instance,
+        registry,
+        now,
+        lambda org: delivery.place(org.remote_dir),
+        first_date=dt.date.fromisoformat(org_registry.first_date),
+    )
     table = health_table(rows)
-    not_fine = [r.org_id for r in rows if not r.fine]
-    return dg.MaterializeResult(
+    not_fine = sorted(r.org_id for r in rows if not r.fine)
+    changes = _changes(context.instance, not_fine, [r.org_id for r in rows])
+    if changes:
+        alerts.send({"at": now.isoformat(timespec="seconds"), "fleet_health": changes})
+    yield dg.MaterializeResult(
         metadata={
-            "organizations": len(rows),
+            "summary": summary_line(rows),
+            "organizations": len(registry.orgs),
             "fine": len(rows) - len(not_fine),
-            "not_fine": ", ".join(not_fine) or "none",
-            "rejected_files": len(registry.errors),
+            "not_fine": dg.MetadataValue.json(not_fine),
+            "rejected_files": len({e.path for e in registry.errors}),
             "health": dg.MetadataValue.md(
                 markdown_table(pd.DataFrame(table[1:], columns=list(table[0])), limit=1000)
             ),
         }
     )
+    yield dg.AssetCheckResult(
+        check_name=EVERY_ORG_FINE,
+        passed=not not_fine,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=summary_line(rows),
+        metadata={"not_fine": dg.MetadataValue.json(not_fine)},
+    )
 
 
-fleet_health_job = dg.define_asset_job("fleet_health_job", selection=[fleet_health_asset])
+def _changes(instance: dg.DagsterInstance, not_fine: list[str], shown: list[str]) -> dict:
+    """Orgs that became not fine or fine again since the previous fleet_health."""
+    previous = instance.fetch_materializations(FLEET_HEALTH, limit=1).records
+    before = set()
+    if previous:
+        value = previous[0].asset_materialization.metadata.get("not_fine")
+        before = set(value.value) if isinstance(value, dg.JsonMetadataValue) else set()
+    now_not_fine = set(not_fine)
+    return {
+        org_id: "not fine" if org_id in now_not_fine else "fine again"
+        for org_id in sorted((now_not_fine - before) | (before - now_not_fine))
+        if org_id in now_not_fine or org_id in shown
+    }
+
+
+@dg.asset_check(
+    asset=ORGANIZATION_FILES.key,
+    name=EVERY_FILE_ACCEPTED,
+    description="Fails while any organization file is rejected, naming the file, field and "
+    "reason. Evaluated by org_registry_sensor at each change of the files, and by "
+    "fleet_health_job.",
+)
+def every_file_accepted(org_registry: OrgRegistry) -> dg.AssetCheckResult:
+    result = files_accepted(org_registry.load())
+    return dg.AssetCheckResult(
+        passed=result.passed,
+        severity=result.severity,
+        description=result.description,
+        metadata=result.metadata,
+    )
+
+
+fleet_health_job = dg.define_asset_job(
+    "fleet_health_job",
+    selection=dg.AssetSelection.assets(FLEET_HEALTH)
+    | dg.AssetSelection.checks(every_file_accepted),
+)
 fleet_health_schedule = dg.ScheduleDefinition(
     name="fleet_health_schedule",
     job=fleet_health_job,

@@ -59,11 +59,19 @@ def failure_alert(run: dg.DagsterRun, message: str) -> dict:
     description="Writes every failed run to COUNTS_ALERT_URL (a log file or a webhook).",
 )
 def run_failure_alert_sensor(context: dg.RunFailureSensorContext, alerts: AlertHook) -> None:
-    reasons = [context.failure_event.message or ""]
-    for entry in context.instance.all_logs(
-        context.dagster_run.run_id, of_type=dg.DagsterEventType.STEP_FAILURE
-    ):
+    reasons = [
+        context.failure_event.message or "",
+        failure_reasons(context.instance, context.dagster_run.run_id),
+    ]
+    alerts.send(failure_alert(context.dagster_run, "\n".join(r for r in reasons if r)))
+
+
+def failure_reasons(instance: dg.DagsterInstance, run_id: str) -> str:
+    """What the run's failed steps said: the `Failure` descriptions (they name org, file and
+    reason, never record contents), else Dagster's own message."""
+    reasons = []
+    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
         error = entry.dagster_event.step_failure_data
         user = error.user_failure_data if error else None
         reasons.append(user.description if user and user.description else entry.message)
-    alerts.send(failure_alert(context.dagster_run, "\n".join(r for r in reasons if r)))
+    return "\n".join(r for r in reasons if r)

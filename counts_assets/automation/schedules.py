@@ -21,7 +21,9 @@ from counts_assets.automation.runs import (
     in_flight_runs,
     partitions_of,
 )
+from counts_assets.exports.periods import period_bounds, period_starts
 from counts_assets.jobs import daily_export_job, monthly_reconciliation_job
+from counts_assets.orgs.models import Organization
 from counts_assets.partitions import ORGS_PARTITION_SET, partition_key
 from counts_assets.records import latest_records, metadata_of
 from counts_assets.resources import OrgRegistry
@@ -70,6 +72,49 @@ def taken_care_of(
     return made | busy
 
 
+def months_and_their_days(
+    instance: dg.DagsterInstance,
+    months: dict[str, tuple[str, dt.date]],
+    orgs: dict[str, Organization],
+    now: dt.datetime,
+    grace: dt.timedelta,
+    first: dt.date,
+) -> tuple[set[str], set[str]]:
+    """(months to wait for, months to make again). A month waits while one of its daily
+    partitions is unsettled: a run covers it, or it is due inside the daily look-back with no
+    materialization and the daily schedule has not yet requested it this hour (it is about to:
+    at a month end both schedules tick together). Failed days, and days outside the look-back
+    (made by backfill only), are settled. A month made before a daily partition of it was
+    recorded is made again, so its reconciliation diff compares the daily files as they are."""
+    days_of: dict[str, list[str]] = {}
+    for month_key, (org_id, month) in months.items():
+        org = orgs[org_id]
+        days = period_starts(month, period_bounds(month, True)[1], False)
+        days_of[month_key] = [
+            str(partition_key(False, org_id, d)) for d in days if d >= org.share_from
+        ]
+    all_days = {key for days in days_of.values() for key in days}
+    due = {str(partition_key(False, o, d)) for o, d in due_days(orgs.values(), now, grace, first)}
+    made = taken_care_of(instance, False, daily_export_job.name, sorted(due & all_days))
+    busy: set[str] = set()
+    for run in in_flight_runs(instance, daily_export_job.name):
+        busy |= partitions_of(run, DAILY.partitions_def, instance)
+    requested = already_requested(
+        instance, "daily_export_schedule", now - REQUEST_AGAIN_AFTER, monthly=False
+    )
+    unsettled = (busy & all_days) | ((due & all_days) - made - requested)
+    waiting = {m for m, days in days_of.items() if unsettled.intersection(days)}
+    event = dg.DagsterEventType.ASSET_MATERIALIZATION
+    month_ids = instance.get_latest_storage_id_by_partition(MONTHLY.summary, event, set(months))
+    day_ids = instance.get_latest_storage_id_by_partition(DAILY.summary, event, all_days)
+    behind = {
+        m
+        for m, days in days_of.items()
+        if m in month_ids and max((day_ids.get(d, 0) for d in days), default=0) > month_ids[m]
+    }
+    return waiting, behind - waiting
+
+
 def per_period(org_order: list[str], pending: list[tuple[str, dt.date]]) -> list:
     """Pending (org, period start) pairs as runs: one per period, its orgs in partition order.
     Each run covers the range from its first to its last org and names the orgs to make in
@@ -101,6 +146,11 @@ def _requests(
     keys = {str(partition_key(monthly, org_id, start)): (org_id, start) for org_id, start in due}
     job_name = (monthly_reconciliation_job if monthly else daily_export_job).name
     handled = taken_care_of(context.instance, monthly, job_name, list(keys))
+    if monthly:
+        waiting, behind = months_and_their_days(
+            context.instance, keys, {org.id: org for org in orgs}, now, grace, first
+        )
+        handled = (handled - behind) | waiting
     handled |= already_requested(
         context.instance, schedule_name, now - REQUEST_AGAIN_AFTER, monthly
     )

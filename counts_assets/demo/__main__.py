@@ -10,6 +10,7 @@ import argparse
 import datetime as dt
 import time
 from collections import Counter
+from collections.abc import Iterable
 from pathlib import Path
 
 import dagster as dg
@@ -20,11 +21,19 @@ from counts_assets.automation.runs import RANGE_END_TAG, RANGE_START_TAG
 from counts_assets.definitions import default_resources, defs
 from counts_assets.delivery.targets import OutboxTarget
 from counts_assets.demo.store import apply_late_edits, generate_store
+from counts_assets.orgs.models import Organization
 from counts_assets.orgs.registry import load_registry
 from counts_assets.partitions import ORGS_PARTITION_SET, partition_key
+from counts_assets.rules.health import due_periods
 from counts_assets.sensors.delivery import delivery_sensor
 from counts_assets.sensors.org_registry import org_registry_sensor
-from counts_assets.status import fleet_health, health_table, text_table
+from counts_assets.status import (
+    fleet_health,
+    health_table,
+    place_from_settings,
+    summary_line,
+    text_table,
+)
 
 DEMO_FIRST = dt.date(2026, 8, 1)
 DEMO_LAST = dt.date(2026, 11, 24)
@@ -47,6 +56,17 @@ def ensure_store(url: str, fresh: bool) -> bool:
     counts = generate_store(engine, DEMO_FIRST, DEMO_LAST)
     print(f"demo store: {url}: " + ", ".join(f"{n:,} {table}" for table, n in counts.items()))
     return True
+
+
+def last_due(orgs: Iterable[Organization]) -> tuple[dt.date, dt.date]:
+    """The newest day and month due for any of the orgs now."""
+    now = dt.datetime.now(dt.UTC)
+    grace = dt.timedelta(minutes=settings.grace_minutes())
+    days, months = [DEMO_LAST], [DEMO_LAST.replace(day=1)]
+    for org in orgs:
+        days += due_periods(org, now, grace, settings.first_date(), monthly=False)[-1:]
+        months += due_periods(org, now, grace, settings.first_date(), monthly=True)[-1:]
+    return max(days), max(months)
 
 
 def run_range(
@@ -101,9 +121,13 @@ def show_health(instance: dg.DagsterInstance) -> None:
         instance=instance, run_config=dg.RunConfig(loggers=QUIET)
     )
     rows = fleet_health(
-        instance, load_registry(settings.orgs_dir(), settings.first_date()), dt.datetime.now(dt.UTC)
+        instance,
+        load_registry(settings.orgs_dir(), settings.first_date()),
+        dt.datetime.now(dt.UTC),
+        place_from_settings(),
     )
     print("\nfleet_health (also in the UI, made again every hour):")
+    print(f"  {summary_line(rows)}")
     for line in text_table(health_table(rows)):
         print(f"  {line}")
 
@@ -182,11 +206,14 @@ def main() -> None:
     first_org, last_org = ordered[0], ordered[-1]
 
     first = min(org.share_from for org in registry.orgs.values())
+    # Through the last period due, as automation would: the store has contacts up to DEMO_LAST,
+    # and the days after it are files without records.
+    last_day, last_month = last_due(registry.orgs.values())
     run_range(
         instance,
         "daily_export_job",
         partition_key(False, first_org, first),
-        partition_key(False, last_org, DEMO_LAST),
+        partition_key(False, last_org, last_day),
         ordered,
     )
     if new_store:
@@ -195,12 +222,11 @@ def main() -> None:
             "late changes after the daily files were made (the monthly files restate them): "
             + ", ".join(f"{n} records {change}" for change, n in edits.items())
         )
-    last_month = DEMO_LAST.replace(day=1) - dt.timedelta(days=1)
     run_range(
         instance,
         "monthly_reconciliation_job",
         partition_key(True, first_org, first.replace(day=1)),
-        partition_key(True, last_org, last_month.replace(day=1)),
+        partition_key(True, last_org, last_month),
         ordered,
     )
     deliver_pending(instance)

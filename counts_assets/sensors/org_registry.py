@@ -29,6 +29,27 @@ ORGANIZATION_FILES = dg.AssetSpec(
 )
 
 
+EVERY_FILE_ACCEPTED = "every_file_accepted"
+
+
+def files_accepted(registry: Registry) -> dg.AssetCheckEvaluation:
+    """Passes when every organization file is accepted; fails naming each rejected file, its
+    field or line and the reason (a rejected file's org is neither made nor delivered)."""
+    rejected = sorted({Path(e.path).name for e in registry.errors})
+    return dg.AssetCheckEvaluation(
+        asset_key=ORGANIZATION_FILES.key,
+        check_name=EVERY_FILE_ACCEPTED,
+        passed=not rejected,
+        severity=dg.AssetCheckSeverity.ERROR,
+        description=(
+            f"{len(rejected)} organization files rejected: " + "; ".join(map(str, registry.errors))
+            if rejected
+            else f"all {len(registry.orgs)} organization files accepted"
+        )[:2000],
+        metadata={"rejected": dg.MetadataValue.json(rejected)},
+    )
+
+
 ORGANIZATION_PERMISSION = dg.AssetSpec(
     "organization_permission",
     group_name="organizations",
@@ -188,6 +209,8 @@ def org_registry_sensor(
             for error in registry.errors:
                 context.log.error(f"organization file rejected: {error}")
         observed.insert(0, registry_observation(registry, now))
+        if seen != cursor.get("registry"):
+            observed.append(files_accepted(registry))
     recorded = cursor.get("permissions", {}) | {
         org_id: permission_record(org.permission) for org_id, org in registry.orgs.items()
     }
