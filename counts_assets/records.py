@@ -3,7 +3,10 @@ asset in a few queries, never one query per partition."""
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 import dagster as dg
@@ -53,24 +56,38 @@ def latest_ids(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> Mapping[
     )
 
 
-def newest_of_each_partition(
+def newest_facts(
     instance: dg.DagsterInstance,
     asset_key: dg.AssetKey,
-    keep: Callable[[dg.EventLogRecord], T],
-    page: int = 10_000,
-) -> dict[str, T]:
-    """One pass over an asset's materializations, oldest first, keeping `keep(record)` of the
-    newest of each partition: the whole state of a fleet's partitions at a small cost per
-    record, where reading them partition by partition costs a query per few hundred."""
-    newest: dict[str, T] = {}
-    cursor = None
-    while True:
+    facts: Callable[[dg.EventLogRecord], list],
+    cache: Path | None = None,
+) -> dict[str, list]:
+    """`facts(record)` of the newest materialization of every partition. A record never
+    changes, so its facts are kept in `cache` (a JSON file, by storage id) and only records
+    not seen before are read: reading a record costs about half a millisecond, a fleet's year
+    is some 60,000 of them. Without a cache, or one that cannot be read or written, every
+    record is read."""
+    newest = latest_ids(instance, asset_key)
+    known: dict[int, list] = {}
+    if cache is not None:
+        try:
+            known = {int(k): v for k, v in json.loads(cache.read_text()).items()}
+        except (OSError, ValueError, AttributeError):
+            known = {}
+    wanted = [sid for sid in newest.values() if sid not in known]
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
         result = instance.fetch_materializations(
-            dg.AssetRecordsFilter(asset_key=asset_key), limit=page, cursor=cursor, ascending=True
+            dg.AssetRecordsFilter(asset_key=asset_key, storage_ids=chunk), limit=len(chunk)
         )
-        for record in result.records:
-            if record.partition_key is not None:
-                newest[record.partition_key] = keep(record)
-        if not result.has_more:
-            return newest
-        cursor = result.cursor
+        known |= {record.storage_id: facts(record) for record in result.records}
+    current = {sid: known[sid] for sid in newest.values() if sid in known}
+    if cache is not None and wanted:
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            temporary = cache.with_name(f".{cache.name}.{os.getpid()}")
+            temporary.write_text(json.dumps(current, separators=(",", ":")))
+            temporary.replace(cache)
+        except OSError:
+            pass  # a cache that cannot be written only costs the next reader time
+    return {partition: current[sid] for partition, sid in newest.items() if sid in current}

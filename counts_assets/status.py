@@ -28,7 +28,7 @@ from counts_assets.exports.periods import period_bounds, period_label
 from counts_assets.jobs import daily_export_job, monthly_reconciliation_job
 from counts_assets.orgs.models import Organization
 from counts_assets.orgs.registry import Registry, load_registry
-from counts_assets.records import latest_ids, metadata_of, newest_of_each_partition
+from counts_assets.records import latest_ids, metadata_of, newest_facts
 from counts_assets.rules.health import PeriodState, Verdict, due_periods, judge, spans
 
 # The ledger entries that say the place holds the pair's version.
@@ -57,12 +57,31 @@ class OrgHealth:
     permission: str = "-"
 
 
+# The facts of a record health needs, as plain lists (they are cached as JSON by storage id);
+# the cache's name changes with their layout.
+FACTS_VERSION = 1
+
+
 @dataclass(frozen=True)
 class _Publish:
-    storage_id: int
     at: dt.datetime
     version: tuple | None  # (summary, needs) SHA-256 of the pair; None: no file
-    findings: tuple[tuple[str, int], ...]
+    findings: dict[str, int]
+
+    @classmethod
+    def of(cls, facts: list) -> _Publish:
+        at, summary, needs, *counts = facts
+        version = (summary, needs) if summary else None
+        return cls(
+            dt.datetime.fromtimestamp(at, dt.UTC), version, dict(zip(FINDINGS, counts, strict=True))
+        )
+
+
+def _publish_facts(record: dg.EventLogRecord) -> list:
+    meta = metadata_of(record)
+    return [record.timestamp, meta.get("sha256"), meta.get("needs_sha256")] + [
+        int(meta.get(name) or 0) for name in FINDINGS
+    ]
 
 
 @dataclass(frozen=True)
@@ -71,32 +90,48 @@ class _Entry:
     version: tuple | None
     place: str
 
+    def holds(self, publish: _Publish | None, place: str) -> bool:
+        """The place holds the published pair's version (an older record may lack the needs
+        file's SHA-256: the summary's then decides)."""
+        if publish is None or publish.version is None or self.version is None:
+            return False
+        summary, needs = publish.version
+        return (
+            self.status in HELD
+            and self.place == place
+            and self.version[0] == summary
+            and (needs is None or self.version[1] == needs)
+        )
 
-def _publish(record: dg.EventLogRecord) -> _Publish:
+
+def _entry_facts(record: dg.EventLogRecord) -> list:
     meta = metadata_of(record)
-    version = (meta["sha256"], meta.get("needs_sha256")) if "sha256" in meta else None
-    return _Publish(
-        record.storage_id,
-        dt.datetime.fromtimestamp(record.timestamp, dt.UTC),
-        version,
-        tuple((name, int(meta.get(name) or 0)) for name in FINDINGS),
-    )
-
-
-def _entry(record: dg.EventLogRecord) -> _Entry:
-    meta = metadata_of(record)
-    summary, needs = meta.get("summary_sha256"), meta.get("needs_sha256")
-    return _Entry(
+    return [
         meta.get("status", DELIVERED),
-        (summary, needs) if summary and needs else None,
+        meta.get("summary_sha256"),
+        meta.get("needs_sha256"),
         meta.get("target", ""),
-    )
+    ]
 
 
-def _ledger(instance: dg.DagsterInstance, cadence: Cadence, made: set[str]) -> dict[str, _Entry]:
+def _facts(
+    instance: dg.DagsterInstance, key: dg.AssetKey, facts, cache_dir: Path | None
+) -> dict[str, list]:
+    name = f"facts-v{FACTS_VERSION}-{key.to_python_identifier()}.json"
+    return newest_facts(instance, key, facts, cache_dir / name if cache_dir else None)
+
+
+def _ledger(
+    instance: dg.DagsterInstance, cadence: Cadence, made: set[str], cache_dir: Path | None
+) -> dict[str, _Entry]:
     """The newest ledger entry of every partition; pairs delivered by the per-file ledger of
     an earlier version count too."""
-    entries = newest_of_each_partition(instance, ledger_key(cadence), _entry)
+    entries = {
+        partition: _Entry(status, (summary, needs) if summary and needs else None, place)
+        for partition, (status, summary, needs, place) in _facts(
+            instance, ledger_key(cadence), _entry_facts, cache_dir
+        ).items()
+    }
     if latest_ids(instance, legacy_ledger_keys(cadence)[0]):
         for partition, old in ledger_entries(instance, cadence, made - set(entries)).items():
             version = (
@@ -192,16 +227,24 @@ def fleet_health(
     place: Callable[[Organization], str],
     grace: dt.timedelta | None = None,
     first_date: dt.date | None = None,
+    cache_dir: Path | None = None,
 ) -> list[OrgHealth]:
     """One row per organization file, in id order, then the rejected files. `place(org)` is
-    where the org's pairs go now (the delivery target's endpoint and its remote_dir)."""
+    where the org's pairs go now (the delivery target's endpoint and its remote_dir);
+    `cache_dir` keeps the facts of the records already read (see `health_cache`)."""
     grace = dt.timedelta(minutes=settings.grace_minutes()) if grace is None else grace
     first_date = first_date or settings.first_date()
     orgs = registry.orgs
     publishes = {
-        c.name: newest_of_each_partition(instance, c.summary, _publish) for c in (DAILY, MONTHLY)
+        c.name: {
+            partition: _Publish.of(facts)
+            for partition, facts in _facts(instance, c.summary, _publish_facts, cache_dir).items()
+        }
+        for c in (DAILY, MONTHLY)
     }
-    ledgers = {c.name: _ledger(instance, c, set(publishes[c.name])) for c in (DAILY, MONTHLY)}
+    ledgers = {
+        c.name: _ledger(instance, c, set(publishes[c.name]), cache_dir) for c in (DAILY, MONTHLY)
+    }
     failed = {
         c.name: _failed_partitions(instance, c, job.name, publishes[c.name])
         for c, job in EXPORT_JOBS
@@ -235,13 +278,7 @@ def fleet_health(
             start = dt.date.fromisoformat(period)
             publish, entry = made.get(partition), ledger.get(partition)
             has_file = publish is not None and publish.version is not None
-            held = (
-                has_file
-                and entry is not None
-                and entry.status in HELD
-                and entry.place == places[org_id]
-                and entry.version == publish.version
-            )
+            held = entry is not None and entry.holds(publish, places[org_id])
             states[org_id][monthly][start] = PeriodState(
                 made_at=publish.at if has_file else None,
                 held=held,
@@ -262,7 +299,7 @@ def fleet_health(
             ):
                 early[org_id][monthly].append(start)
             if has_file and not monthly and start in week:
-                findings[org_id].update(dict(publish.findings))
+                findings[org_id].update(publish.findings)
     audit = audited(instance)
     deliveries = _delivery_failures(instance, now)
     rows = []
@@ -292,7 +329,7 @@ def fleet_health(
                 ", ".join(f"{FINDINGS[k]}: {n}" for k, n in findings[org_id].items() if n)
                 or "none",
                 verified,
-                org.permission_summary(now),
+                org.delivery_blocked(now) or f"in force ({org.permission.document})",
             )
         )
     by_file: dict[str, list[str]] = defaultdict(list)
@@ -361,8 +398,7 @@ def delivered_before_share_from(instance: dg.DagsterInstance, org: Organization)
 HEADER = (
     "org",
     "fine",
-    "daily made",
-    "monthly made",
+    "made (daily / monthly)",
     "at the place",
     "problem",
     "to do",
@@ -373,13 +409,14 @@ HEADER = (
 
 
 def health_table(rows: list[OrgHealth]) -> list[tuple[str, ...]]:
-    """The header and one row of text per organization file, as the CLI and the UI show them."""
+    """The header and one row of text per organization file, as the CLI and the UI show them:
+    the rows that are not fine first, so at 150 orgs the problems are at the top."""
+    ordered = sorted(rows, key=lambda r: r.fine)
     return [HEADER] + [
         (
             r.org_id,
             "yes" if r.fine else "NO",
-            r.daily_through,
-            r.monthly_through,
+            f"{r.daily_through} / {r.monthly_through}",
             r.held_through,
             r.problem,
             r.to_do,
@@ -387,7 +424,7 @@ def health_table(rows: list[OrgHealth]) -> list[tuple[str, ...]]:
             r.verified,
             r.permission,
         )
-        for r in rows
+        for r in ordered
     ]
 
 
@@ -419,10 +456,22 @@ def place_from_settings() -> Callable[[Organization], str]:
     return lambda org: delivery.place(org.remote_dir)
 
 
+def health_cache(export_dir: Path) -> Path:
+    """Where the facts of records already read are kept: beside the pairs' publish journals,
+    on the storage every run of the platform shares."""
+    return export_dir / ".health"
+
+
 def main() -> int:
     registry = load_registry(settings.orgs_dir(), settings.first_date())
     with dg.DagsterInstance.get() as instance:
-        rows = fleet_health(instance, registry, dt.datetime.now(dt.UTC), place_from_settings())
+        rows = fleet_health(
+            instance,
+            registry,
+            dt.datetime.now(dt.UTC),
+            place_from_settings(),
+            cache_dir=health_cache(settings.export_dir()),
+        )
     print(summary_line(rows))
     for line in text_table(health_table(rows)):
         print(line)

@@ -462,8 +462,8 @@ def test_the_health_view_is_an_asset_in_the_ui(sftp_platform):
     metadata = {k: v.value for k, v in materialization.metadata.items()}
     assert metadata["organizations"] == 2 and metadata["not_fine"] == ["otherorg", "testorg"]
     assert metadata["summary"].startswith("0 fine, 2 not: otherorg (missing ")
-    assert "| testorg | NO | 2026-03-08 | - | - | missing " in metadata["health"]
-    assert "| in force since 2026-02-20 (letter LTR-TEST-1) |" in metadata["health"]
+    assert "| testorg | NO | 2026-03-08 / - | - | missing " in metadata["health"]
+    assert "| in force (LTR-TEST-1) |" in metadata["health"]
 
 
 def step_failure(result) -> str:

@@ -385,3 +385,35 @@ def test_the_registry_sensor_fails_the_file_check_at_once_naming_the_file(platfo
     assert not any(
         isinstance(e, dg.AssetCheckEvaluation) for e in getattr(again, "asset_events", [])
     )
+
+
+def test_the_facts_cache_changes_no_answer_and_a_broken_one_is_ignored(platform, tmp_path):
+    make(platform, "2026-03-07", "2026-03-20")
+    deliver_all(platform)
+    registry = platform.resources["org_registry"].load()
+    delivery = platform.resources["delivery"]
+
+    def rows(cache_dir):
+        return [
+            vars(r)
+            for r in fleet_health(
+                platform.instance,
+                registry,
+                APRIL_1,
+                lambda o: delivery.place(o.remote_dir),
+                GRACE,
+                FIRST,
+                cache_dir=cache_dir,
+            )
+        ]
+
+    cache = tmp_path / "cache"
+    uncached = rows(None)
+    assert rows(cache) == uncached and len(list(cache.iterdir())) == 2  # the daily assets
+    assert rows(cache) == uncached  # read from the cache
+    make(platform, "2026-03-21", "2026-03-31")  # newer records: read, the cache follows
+    deliver_all(platform)
+    assert rows(cache) == rows(None) != uncached
+    for path in cache.iterdir():
+        path.write_text("{not json")
+    assert rows(cache) == rows(None)

@@ -3,6 +3,7 @@
 that fails naming the orgs that are not fine; and the check of `organization_files`."""
 
 import datetime as dt
+from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -10,13 +11,13 @@ import pandas as pd
 from counts_assets.assets.metadata import markdown_table
 from counts_assets.automation.alerts import AlertHook
 from counts_assets.delivery.resource import DeliveryResource
-from counts_assets.resources import OrgRegistry
+from counts_assets.resources import ExportFiles, OrgRegistry
 from counts_assets.sensors.org_registry import (
     EVERY_FILE_ACCEPTED,
     ORGANIZATION_FILES,
     files_accepted,
 )
-from counts_assets.status import fleet_health, health_table, summary_line
+from counts_assets.status import fleet_health, health_cache, health_table, summary_line
 
 FLEET_HEALTH = dg.AssetKey("fleet_health")
 EVERY_ORG_FINE = "every_org_fine"
@@ -46,6 +47,7 @@ def fleet_health_asset(
     context: dg.AssetExecutionContext,
     org_registry: OrgRegistry,
     delivery: DeliveryResource,
+    export_files: ExportFiles,
     alerts: AlertHook,
 ):
     registry = org_registry.load()
@@ -56,6 +58,7 @@ def fleet_health_asset(
         now,
         lambda org: delivery.place(org.remote_dir),
         first_date=dt.date.fromisoformat(org_registry.first_date),
+        cache_dir=health_cache(Path(export_files.export_dir)),
     )
     table = health_table(rows)
     not_fine = sorted(r.org_id for r in rows if not r.fine)

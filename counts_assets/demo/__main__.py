@@ -29,6 +29,7 @@ from counts_assets.sensors.delivery import delivery_sensor
 from counts_assets.sensors.org_registry import org_registry_sensor
 from counts_assets.status import (
     fleet_health,
+    health_cache,
     health_table,
     place_from_settings,
     summary_line,
@@ -125,6 +126,7 @@ def show_health(instance: dg.DagsterInstance) -> None:
         load_registry(settings.orgs_dir(), settings.first_date()),
         dt.datetime.now(dt.UTC),
         place_from_settings(),
+        cache_dir=health_cache(settings.export_dir()),
     )
     print("\nfleet_health (also in the UI, made again every hour):")
     print(f"  {summary_line(rows)}")
@@ -136,7 +138,8 @@ def deliver_pending(instance: dg.DagsterInstance) -> None:
     """delivery_sensor's ticks, their runs executed here instead of by the daemon, until no
     pair is pending."""
     resources = default_resources()
-    outbox = resources["delivery"].target()
+    # Initialized: COUNTS_DELIVERY_URL, when set, is an EnvVar until then.
+    outbox = resources["delivery"].process_config_and_initialize().target()
     if isinstance(outbox, OutboxTarget):
         outbox.base.mkdir(parents=True, exist_ok=True)  # the demo's own outbox
     cursor, failed = None, 0
@@ -171,7 +174,7 @@ def deliver_pending(instance: dg.DagsterInstance) -> None:
             break  # what failed stays pending; the daemon's sensor retries it
     print(
         f"delivery: {outcomes['delivered']} pairs ({2 * outcomes['delivered']} files) sent to "
-        f"{resources['delivery'].target().describe()}, {outcomes['unchanged']} already there, "
+        f"{outbox.describe()}, {outcomes['unchanged']} already there, "
         f"in {time.perf_counter() - started:.1f}s; {failed} runs failed"
     )
 
