@@ -38,8 +38,8 @@ EXPORT_JOBS = ((DAILY, daily_export_job), (MONTHLY, monthly_reconciliation_job))
 # The per-file counts of data-quality findings in a pair's record.
 FINDINGS = {
     "needs_left_out": "needs left out",
-    "invalid_zip_codes": "zip codes sent empty",
-    "unmapped_answers": "answers not in a value map",
+    "invalid_zip_codes": "zips sent empty",
+    "unmapped_answers": "answers unmapped",
 }
 
 
@@ -53,7 +53,7 @@ class OrgHealth:
     problem: str = ""  # every problem, first the first gap
     to_do: str = ""
     findings: str = "none"
-    verified: str = "not audited yet"  # what the newest delivery_audit found at the org's place
+    verified: str = "not yet"  # what the newest delivery_audit found at the org's place
     permission: str = "-"
 
 
@@ -204,11 +204,25 @@ def audited(instance: dg.DagsterInstance) -> dict[str, tuple[str, int]]:
             if found["findings"]
             else f"through {found['verified_through']}"
             if found["verified_through"] != "-"
-            else "nothing delivered to check",
+            else "nothing to check",
             int(found["findings"]),
         )
         for org_id, found in by_org.items()
     }
+
+
+def _permission_label(org: Organization, now: dt.datetime) -> str:
+    """The permission in a few words: its letter when in force, else why nothing is sent (the
+    rows that wait say so in full)."""
+    letter = org.permission
+    if letter is None:
+        return "none"
+    if not org.delivery_blocked(now):
+        return letter.document
+    today = now.astimezone(org.zone).date()
+    return (
+        f"from {letter.signed_on}" if today < letter.signed_on else f"revoked {letter.revoked_on}"
+    )
 
 
 def _reason(text: str, org_id: str, limit: int = 240) -> str:
@@ -306,7 +320,7 @@ def fleet_health(
     for org_id, org in sorted(orgs.items()):
         due = {m: due_periods(org, now, grace, first_date, m) for m in (False, True)}
         verdict = judge(org, states[org_id], due, now, grace)
-        verified, divergent = audit.get(org_id, ("not audited yet", 0))
+        verified, divergent = audit.get(org_id, ("not yet", 0))
         if divergent:
             verdict.fine = False
             verdict.problems.append(f"the audit found {divergent} pairs not as delivered")
@@ -326,10 +340,9 @@ def fleet_health(
                 newest[org_id]["held"] or "-",
                 "; ".join(verdict.problems + verdict.notes) or "-",
                 "; ".join(dict.fromkeys(verdict.to_do)) or "-",
-                ", ".join(f"{FINDINGS[k]}: {n}" for k, n in findings[org_id].items() if n)
-                or "none",
+                ", ".join(f"{FINDINGS[k]} {n}" for k, n in findings[org_id].items() if n) or "none",
                 verified,
-                org.delivery_blocked(now) or f"in force ({org.permission.document})",
+                _permission_label(org, now),
             )
         )
     by_file: dict[str, list[str]] = defaultdict(list)
@@ -398,44 +411,65 @@ def delivered_before_share_from(instance: dg.DagsterInstance, org: Organization)
 HEADER = (
     "org",
     "fine",
-    "made (daily / monthly)",
+    "daily made",
+    "monthly made",
     "at the place",
-    "problem",
-    "to do",
-    "findings (last 7 Call Dates)",
+    "findings (7 Call Dates)",
     "audit",
     "permission",
 )
+ATTENTION_HEADER = ("org", "fine", "problem", "to do")
 
 
 def health_table(rows: list[OrgHealth]) -> list[tuple[str, ...]]:
-    """The header and one row of text per organization file, as the CLI and the UI show them:
-    the rows that are not fine first, so at 150 orgs the problems are at the top."""
-    ordered = sorted(rows, key=lambda r: r.fine)
+    """One short line per organization file, as the CLI and the UI show them (150 orgs stay
+    150 lines): the rows that are not fine first."""
     return [HEADER] + [
         (
             r.org_id,
             "yes" if r.fine else "NO",
-            f"{r.daily_through} / {r.monthly_through}",
+            r.daily_through,
+            r.monthly_through,
             r.held_through,
-            r.problem,
-            r.to_do,
             r.findings,
             r.verified,
             r.permission,
         )
-        for r in ordered
+        for r in sorted(rows, key=lambda r: r.fine)
     ]
 
 
+def attention_table(rows: list[OrgHealth]) -> list[tuple[str, ...]]:
+    """The rows with something to say: each problem and what to do, and the notes of orgs that
+    are fine (pairs waiting for permission, pairs delivered before share_from)."""
+    return [ATTENTION_HEADER] + [
+        (r.org_id, "yes" if r.fine else "NO", r.problem, r.to_do)
+        for r in sorted(rows, key=lambda r: r.fine)
+        if not r.fine or r.problem != "-"
+    ]
+
+
+def attention_markdown(rows: list[OrgHealth]) -> str:
+    """The attention table as a list, which wraps in the UI's metadata panel where a wide table
+    is cut at its right edge."""
+    items = [
+        f"- **{r.org_id}** {'fine' if r.fine else 'NO'}: {r.problem}"
+        + (f". *To do:* {r.to_do}" if r.to_do != "-" else "")
+        for r in sorted(rows, key=lambda r: r.fine)
+        if not r.fine or r.problem != "-"
+    ]
+    return "\n".join(items) or "nothing: every organization is fine"
+
+
 def summary_line(rows: list[OrgHealth]) -> str:
-    """`147 fine, 3 not: a (missing 2 days ...), b (...), c (...)`."""
-    not_fine = [r for r in rows if not r.fine]
+    """`147 fine, 3 not: a, b, c` (the attention table says why)."""
+    not_fine = [r.org_id for r in rows if not r.fine]
     if not not_fine:
         return f"{len(rows)} fine"
-    shown = ", ".join(f"{r.org_id} ({r.problem.split('; ')[0]})" for r in not_fine[:10])
-    more = f" and {len(not_fine) - 10} more" if len(not_fine) > 10 else ""
-    return f"{len(rows) - len(not_fine)} fine, {len(not_fine)} not: {shown}{more}"
+    more = f" and {len(not_fine) - 20} more" if len(not_fine) > 20 else ""
+    return (
+        f"{len(rows) - len(not_fine)} fine, {len(not_fine)} not: {', '.join(not_fine[:20])}{more}"
+    )
 
 
 def text_table(table: list[tuple[str, ...]]) -> list[str]:
@@ -445,6 +479,15 @@ def text_table(table: list[tuple[str, ...]]) -> list[str]:
         "  ".join(v.ljust(w) for v, w in zip(row, widths, strict=False)) + "  " + row[-1]
         for row in table
     ]
+
+
+def report(rows: list[OrgHealth]) -> list[str]:
+    """The terminal's view: the summary line, what needs attention, then a line per org."""
+    attention = attention_table(rows)
+    lines = [summary_line(rows), ""]
+    if len(attention) > 1:
+        lines += text_table(attention) + [""]
+    return lines + text_table(health_table(rows))
 
 
 def place_from_settings() -> Callable[[Organization], str]:
@@ -472,9 +515,7 @@ def main() -> int:
             place_from_settings(),
             cache_dir=health_cache(settings.export_dir()),
         )
-    print(summary_line(rows))
-    for line in text_table(health_table(rows)):
-        print(line)
+    print("\n".join(report(rows)))
     return 0 if all(r.fine for r in rows) else 1
 
 

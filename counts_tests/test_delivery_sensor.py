@@ -444,11 +444,9 @@ def test_the_health_view_shows_each_org_at_a_glance(sftp_platform):
     after = health(march_9)
     assert after["testorg"].fine and after["testorg"].held_through == "2026-03-08"
     assert after["testorg"].daily_through == "2026-03-08"
-    assert after["testorg"].findings == (
-        "needs left out: 2, zip codes sent empty: 1, answers not in a value map: 1"
-    )
+    assert after["testorg"].findings == "needs left out 2, zips sent empty 1, answers unmapped 1"
     # otherorg has no letter: its pairs wait, said so; that alone does not make it not fine.
-    assert after["otherorg"].permission.startswith("no permission")
+    assert after["otherorg"].permission == "none"
     assert "wait for permission" in after["otherorg"].problem
     assert after["otherorg"].held_through == "-"
 
@@ -461,9 +459,13 @@ def test_the_health_view_is_an_asset_in_the_ui(sftp_platform):
     (materialization,) = result.asset_materializations_for_node("fleet_health")
     metadata = {k: v.value for k, v in materialization.metadata.items()}
     assert metadata["organizations"] == 2 and metadata["not_fine"] == ["otherorg", "testorg"]
-    assert metadata["summary"].startswith("0 fine, 2 not: otherorg (missing ")
-    assert "| testorg | NO | 2026-03-08 / - | - | missing " in metadata["health"]
-    assert "| in force (LTR-TEST-1) |" in metadata["health"]
+    assert metadata["summary"] == "0 fine, 2 not: otherorg, testorg"
+    assert (
+        "| testorg | NO | 2026-03-08 | - | - | none | not yet | LTR-TEST-1 |"
+        in (metadata["health"])
+    )
+    assert metadata["attention"].startswith("- **otherorg** NO: missing ")
+    assert "- **testorg** NO: missing " in metadata["attention"]
 
 
 def step_failure(result) -> str:

@@ -17,7 +17,13 @@ from counts_assets.sensors.org_registry import (
     ORGANIZATION_FILES,
     files_accepted,
 )
-from counts_assets.status import fleet_health, health_cache, health_table, summary_line
+from counts_assets.status import (
+    attention_markdown,
+    fleet_health,
+    health_cache,
+    health_table,
+    summary_line,
+)
 
 FLEET_HEALTH = dg.AssetKey("fleet_health")
 EVERY_ORG_FINE = "every_org_fine"
@@ -60,7 +66,6 @@ def fleet_health_asset(
         first_date=dt.date.fromisoformat(org_registry.first_date),
         cache_dir=health_cache(Path(export_files.export_dir)),
     )
-    table = health_table(rows)
     not_fine = sorted(r.org_id for r in rows if not r.fine)
     changes = _changes(context.instance, not_fine, [r.org_id for r in rows])
     if changes:
@@ -72,9 +77,8 @@ def fleet_health_asset(
             "fine": len(rows) - len(not_fine),
             "not_fine": dg.MetadataValue.json(not_fine),
             "rejected_files": len({e.path for e in registry.errors}),
-            "health": dg.MetadataValue.md(
-                markdown_table(pd.DataFrame(table[1:], columns=list(table[0])), limit=1000)
-            ),
+            "attention": dg.MetadataValue.md(attention_markdown(rows)),
+            "health": dg.MetadataValue.md(_markdown(health_table(rows))),
         }
     )
     yield dg.AssetCheckResult(
@@ -84,6 +88,10 @@ def fleet_health_asset(
         description=summary_line(rows),
         metadata={"not_fine": dg.MetadataValue.json(not_fine)},
     )
+
+
+def _markdown(table: list[tuple[str, ...]]) -> str:
+    return markdown_table(pd.DataFrame(table[1:], columns=list(table[0])), limit=1000)
 
 
 def _changes(instance: dg.DagsterInstance, not_fine: list[str], shown: list[str]) -> dict:

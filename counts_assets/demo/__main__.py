@@ -30,10 +30,8 @@ from counts_assets.sensors.org_registry import org_registry_sensor
 from counts_assets.status import (
     fleet_health,
     health_cache,
-    health_table,
     place_from_settings,
-    summary_line,
-    text_table,
+    report,
 )
 
 DEMO_FIRST = dt.date(2026, 8, 1)
@@ -129,9 +127,8 @@ def show_health(instance: dg.DagsterInstance) -> None:
         cache_dir=health_cache(settings.export_dir()),
     )
     print("\nfleet_health (also in the UI, made again every hour):")
-    print(f"  {summary_line(rows)}")
-    for line in text_table(health_table(rows)):
-        print(f"  {line}")
+    for line in report(rows):
+        print(f"  {line}".rstrip())
 
 
 def deliver_pending(instance: dg.DagsterInstance) -> None:

@@ -35,14 +35,18 @@ EVERY_FILE_ACCEPTED = "every_file_accepted"
 def files_accepted(registry: Registry) -> dg.AssetCheckEvaluation:
     """Passes when every organization file is accepted; fails naming each rejected file, its
     field or line and the reason (a rejected file's org is neither made nor delivered)."""
-    rejected = sorted({Path(e.path).name for e in registry.errors})
+    by_file: dict[str, list[str]] = {}
+    for error in registry.errors:
+        by_file.setdefault(Path(error.path).name, []).append(f"{error.field}: {error.reason}")
+    rejected = sorted(by_file)
     return dg.AssetCheckEvaluation(
         asset_key=ORGANIZATION_FILES.key,
         check_name=EVERY_FILE_ACCEPTED,
         passed=not rejected,
         severity=dg.AssetCheckSeverity.ERROR,
         description=(
-            f"{len(rejected)} organization files rejected: " + "; ".join(map(str, registry.errors))
+            f"{len(rejected)} organization files rejected: "
+            + " | ".join(f"{name}: {'; '.join(by_file[name])}" for name in rejected)
             if rejected
             else f"all {len(registry.orgs)} organization files accepted"
         )[:2000],
