@@ -166,7 +166,8 @@ def main(argv: list[str] | None = None) -> int:
 def already_delivered_before_share_from(org: Organization) -> list[str]:
     """From the Dagster instance in $DAGSTER_HOME, when there is one: the org's pairs already
     delivered for periods before its share_from."""
-    if not os.environ.get("DAGSTER_HOME"):
+    home = os.environ.get("DAGSTER_HOME")
+    if not home or not Path(home).is_dir():
         return []
     with dg.DagsterInstance.get() as instance:
         return delivered_before_share_from(instance, org)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -63,31 +64,42 @@ def newest_facts(
     cache: Path | None = None,
 ) -> dict[str, list]:
     """`facts(record)` of the newest materialization of every partition. A record never
-    changes, so its facts are kept in `cache` (a JSON file, by storage id) and only records
-    not seen before are read: reading a record costs about half a millisecond, a fleet's year
-    is some 60,000 of them. Without a cache, or one that cannot be read or written, every
-    record is read."""
+    changes, so its facts are kept in `cache` (a JSON file: storage id -> partition and facts)
+    and only records not seen before are read: reading a record costs about half a millisecond,
+    a fleet's year is some 60,000 of them. An entry counts only for the partition it names
+    (a storage id of another instance, or reused, names another); a cache that cannot be read
+    or written only costs time. The caller names the cache after the layout of its facts."""
     newest = latest_ids(instance, asset_key)
     known: dict[int, list] = {}
     if cache is not None:
         try:
             known = {int(k): v for k, v in json.loads(cache.read_text()).items()}
-        except (OSError, ValueError, AttributeError):
+        except (OSError, ValueError, AttributeError, TypeError):
             known = {}
-    wanted = [sid for sid in newest.values() if sid not in known]
+    valid = {}
+    for partition, sid in newest.items():
+        entry = known.get(sid)
+        if isinstance(entry, list) and entry and entry[0] == partition:
+            valid[sid] = entry
+    wanted = [sid for sid in newest.values() if sid not in valid]
     for start in range(0, len(wanted), _CHUNK):
         chunk = wanted[start : start + _CHUNK]
         result = instance.fetch_materializations(
             dg.AssetRecordsFilter(asset_key=asset_key, storage_ids=chunk), limit=len(chunk)
         )
-        known |= {record.storage_id: facts(record) for record in result.records}
-    current = {sid: known[sid] for sid in newest.values() if sid in known}
+        for record in result.records:
+            valid[record.storage_id] = [record.partition_key, *facts(record)]
     if cache is not None and wanted:
-        try:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            temporary = cache.with_name(f".{cache.name}.{os.getpid()}")
-            temporary.write_text(json.dumps(current, separators=(",", ":")))
-            temporary.replace(cache)
-        except OSError:
-            pass  # a cache that cannot be written only costs the next reader time
-    return {partition: current[sid] for partition, sid in newest.items() if sid in current}
+        _write_atomically(cache, json.dumps(valid, separators=(",", ":")))
+    return {p: valid[sid][1:] for p, sid in newest.items() if sid in valid}
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+        os.replace(temporary, path)
+    except OSError:
+        pass  # a cache that cannot be written only costs the next reader time

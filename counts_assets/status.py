@@ -21,7 +21,14 @@ from counts_assets import settings
 from counts_assets.assets.delivery import delivery_job
 from counts_assets.assets.exports import DAILY, MONTHLY, Cadence
 from counts_assets.automation.alerts import failure_reasons
-from counts_assets.automation.runs import ORG_TAG, in_flight_runs, partitions_of
+from counts_assets.automation.runs import (
+    EXPORT_MAX_RUNTIME,
+    IN_FLIGHT,
+    MAX_RUNTIME_TAG,
+    ORG_TAG,
+    export_runs,
+    partitions_of,
+)
 from counts_assets.delivery.ledger import AUDIT_KEY, ledger_entries, ledger_key, legacy_ledger_keys
 from counts_assets.delivery.plan import DELIVERED, REDELIVERED, UNCHANGED
 from counts_assets.exports.periods import period_bounds, period_label
@@ -29,11 +36,19 @@ from counts_assets.jobs import daily_export_job, monthly_reconciliation_job
 from counts_assets.orgs.models import Organization
 from counts_assets.orgs.registry import Registry, load_registry
 from counts_assets.records import latest_ids, metadata_of, newest_facts
-from counts_assets.rules.health import PeriodState, Verdict, due_periods, judge, spans
+from counts_assets.rules.health import (
+    SETTLE,
+    PeriodState,
+    Verdict,
+    due_periods,
+    judge,
+    spans,
+)
 
 # The ledger entries that say the place holds the pair's version.
 HELD = (DELIVERED, REDELIVERED, UNCHANGED)
 EXPORT_JOBS = ((DAILY, daily_export_job), (MONTHLY, monthly_reconciliation_job))
+EXPORT_RUN_BOUND = dt.timedelta(seconds=int(EXPORT_MAX_RUNTIME[MAX_RUNTIME_TAG])) + SETTLE
 
 # The per-file counts of data-quality findings in a pair's record.
 FINDINGS = {
@@ -145,12 +160,10 @@ def _failed_partitions(
     instance: dg.DagsterInstance, cadence: Cadence, job_name: str, publishes: dict
 ) -> dict[str, str]:
     """Partitions whose latest run failed, with that run's id: a failure counts until a later
-    run records the partition (its own records count: a range run that made one org and failed
-    on another fails only the other)."""
+    run records the partition (the failed run's own records count: a range run that made one
+    org and failed on another fails only the partitions it did not record)."""
     failed: dict[str, tuple[float, str]] = {}
-    for record in instance.get_run_records(
-        dg.RunsFilter(job_name=job_name, statuses=[dg.DagsterRunStatus.FAILURE])
-    ):
+    for record in export_runs(instance, job_name, cadence.summary, [dg.DagsterRunStatus.FAILURE]):
         started = record.start_time or record.create_timestamp.timestamp()
         for partition in partitions_of(record.dagster_run, cadence.partitions_def, instance):
             made = publishes.get(partition)
@@ -263,11 +276,14 @@ def fleet_health(
         c.name: _failed_partitions(instance, c, job.name, publishes[c.name])
         for c, job in EXPORT_JOBS
     }
+    # A run queued or running for longer than its longest runtime plus SETTLE is stuck: what
+    # it covers shows as missing again, not as being made.
+    recent = now - EXPORT_RUN_BOUND
     busy = {
         c.name: set().union(
             *(
-                partitions_of(r, c.partitions_def, instance)
-                for r in in_flight_runs(instance, job.name)
+                partitions_of(r.dagster_run, c.partitions_def, instance)
+                for r in export_runs(instance, job.name, c.summary, IN_FLIGHT, recent)
             )
         )
         for c, job in EXPORT_JOBS
@@ -279,7 +295,10 @@ def fleet_health(
     newest: dict[str, dict[str, str]] = defaultdict(lambda: defaultdict(str))
     early: dict[str, dict[bool, list[dt.date]]] = defaultdict(lambda: defaultdict(list))
     findings: dict[str, Counter] = defaultdict(Counter)
-    week = {now.date() - dt.timedelta(days=n) for n in range(1, 8)}
+    week = {
+        org_id: {now.astimezone(org.zone).date() - dt.timedelta(days=n) for n in range(1, 8)}
+        for org_id, org in orgs.items()
+    }
     for cadence in (DAILY, MONTHLY):
         monthly = cadence.monthly
         made, ledger = publishes[cadence.name], ledgers[cadence.name]
@@ -304,7 +323,7 @@ def fleet_health(
                 newest[org_id][f"{cadence.name} made"] = max(
                     newest[org_id][f"{cadence.name} made"], label
                 )
-            if held:
+            if held and not monthly:
                 newest[org_id]["held"] = max(newest[org_id]["held"], label)
             if (
                 entry is not None
@@ -312,10 +331,12 @@ def fleet_health(
                 and period_bounds(start, monthly)[1] < org.share_from
             ):
                 early[org_id][monthly].append(start)
-            if has_file and not monthly and start in week:
+            if has_file and not monthly and start in week[org_id]:
                 findings[org_id].update(publish.findings)
+    stale = _months_older_than_their_days(publishes, orgs)
     audit = audited(instance)
     deliveries = _delivery_failures(instance, now)
+    reasons = _FailureReasons(instance)
     rows = []
     for org_id, org in sorted(orgs.items()):
         due = {m: due_periods(org, now, grace, first_date, m) for m in (False, True)}
@@ -325,7 +346,14 @@ def fleet_health(
             verdict.fine = False
             verdict.problems.append(f"the audit found {divergent} pairs not as delivered")
             verdict.to_do.append("see delivery_audit; re-deliver them (redelivery_job)")
-        _explain_failures(instance, verdict, org_id, failed, deliveries)
+        _explain_failures(reasons, verdict, org_id, failed, deliveries)
+        if stale.get(org_id):
+            months = ", ".join(stale[org_id])
+            verdict.notes.append(
+                f"monthly {months} made before some of its daily pairs: its reconciliation "
+                "diff is out of date"
+            )
+            verdict.to_do.append(f"make {months} of {org_id} again")
         for monthly, periods in early[org_id].items():
             verdict.notes.append(
                 f"{len(periods)} pairs delivered before share_from {org.share_from} "
@@ -360,8 +388,21 @@ def fleet_health(
     return rows
 
 
+class _FailureReasons:
+    """Each failed run's reasons, read from its log once however many orgs it failed for."""
+
+    def __init__(self, instance: dg.DagsterInstance):
+        self.instance = instance
+        self.read: dict[str, str] = {}
+
+    def __call__(self, run_id: str) -> str:
+        if run_id not in self.read:
+            self.read[run_id] = failure_reasons(self.instance, run_id)
+        return self.read[run_id]
+
+
 def _explain_failures(
-    instance: dg.DagsterInstance,
+    reasons: _FailureReasons,
     verdict: Verdict,
     org_id: str,
     failed: dict[str, dict[str, str]],
@@ -376,16 +417,34 @@ def _explain_failures(
         if p.endswith(f"|{org_id}")
     }
     if runs:
+        instance = reasons.instance
         newest = max(runs, key=lambda r: instance.get_run_record_by_id(r).create_timestamp)
-        verdict.problems.append(
-            f"run {newest[:8]}: {_reason(failure_reasons(instance, newest), org_id)}"
-        )
+        verdict.problems.append(f"run {newest[:8]}: {_reason(reasons(newest), org_id)}")
     if org_id in deliveries and any(p.startswith("not at the place") for p in verdict.problems):
         at, run_id = deliveries[org_id]
         verdict.problems.append(
             f"delivery failing since {at:%Y-%m-%d %H:%M} UTC (run {run_id[:8]}: "
-            f"{_reason(failure_reasons(instance, run_id), org_id)})"
+            f"{_reason(reasons(run_id), org_id)})"
         )
+
+
+def _months_older_than_their_days(
+    publishes: dict[str, dict[str, _Publish]], orgs: dict[str, Organization]
+) -> dict[str, list[str]]:
+    """Per org, the months whose pair was made before one of its daily pairs: the monthly
+    schedule makes them again inside its look-back; older ones wait for an operator."""
+    newest_day: dict[str, dt.datetime] = {}
+    for partition, publish in publishes[DAILY.name].items():
+        if publish.version is not None:
+            month = f"{partition[:7]}-01{partition[10:]}"
+            newest_day[month] = max(newest_day.get(month, publish.at), publish.at)
+    stale: dict[str, list[str]] = defaultdict(list)
+    for partition, publish in sorted(publishes[MONTHLY.name].items()):
+        org_id = partition.split("|")[1]
+        day = newest_day.get(partition)
+        if org_id in orgs and publish.version is not None and day and day > publish.at:
+            stale[org_id].append(partition[:7])
+    return stale
 
 
 def delivered_before_share_from(instance: dg.DagsterInstance, org: Organization) -> list[str]:
@@ -499,10 +558,9 @@ def place_from_settings() -> Callable[[Organization], str]:
     return lambda org: delivery.place(org.remote_dir)
 
 
-def health_cache(export_dir: Path) -> Path:
-    """Where the facts of records already read are kept: beside the pairs' publish journals,
-    on the storage every run of the platform shares."""
-    return export_dir / ".health"
+def health_cache(instance: dg.DagsterInstance) -> Path:
+    """Where the facts of records already read are kept: with the instance they come from."""
+    return Path(instance.root_directory) / "counts_health"
 
 
 def main() -> int:
@@ -513,7 +571,7 @@ def main() -> int:
             registry,
             dt.datetime.now(dt.UTC),
             place_from_settings(),
-            cache_dir=health_cache(settings.export_dir()),
+            cache_dir=health_cache(instance),
         )
     print("\n".join(report(rows)))
     return 0 if all(r.fine for r in rows) else 1

@@ -15,6 +15,7 @@ from counts_assets.automation.schedules import (
     daily_export_schedule,
     monthly_reconciliation_schedule,
 )
+from counts_assets.definitions import build_defs
 from counts_assets.orgs.models import Organization
 from counts_assets.rules.health import PeriodState, became_due, due_periods, judge, spans
 from counts_assets.sensors.org_registry import org_registry_sensor
@@ -418,3 +419,54 @@ def test_the_facts_cache_changes_no_answer_and_a_broken_one_is_ignored(platform,
     for path in cache.iterdir():
         path.write_text("{not json")
     assert rows(cache) == rows(None)
+
+
+def test_a_failed_backfill_from_the_asset_pages_counts_too(platform):
+    """A materialization or backfill launched from an asset's page runs as Dagster's implicit
+    asset job, not as daily_export_job: its failure counts all the same."""
+    make(platform, "2026-03-07", "2026-03-31")
+    make(platform, "2026-03-01", "2026-03-01", monthly=True)
+    deliver_all(platform)
+    taken = platform.export_dir / "testorg/daily/testorg_daily_2026-03-08_summary.csv"
+    taken.unlink()
+    taken.mkdir()
+    job = platform.defs.resolve_implicit_global_asset_job_def()
+    result = job.execute_in_process(
+        instance=platform.instance,
+        partition_key="2026-03-08|testorg",
+        asset_selection=[
+            dg.AssetKey(f"daily_{name}")
+            for name in ("raw_contacts", "mapped_demographics", "summary_file", "needs_file")
+        ],
+        raise_on_error=False,
+    )
+    assert not result.success and result.dagster_run.job_name == "__ASSET_JOB"
+    row = health(platform)["testorg"]
+    assert not row.fine and row.problem.startswith("latest run failed for 1 day: 2026-03-08")
+
+
+def test_a_month_made_before_its_days_is_named_until_made_again(platform):
+    make(platform, "2026-03-07", "2026-03-30")
+    make(platform, "2026-03-01", "2026-03-01", monthly=True)
+    make(platform, "2026-03-31", "2026-03-31")
+    deliver_all(platform)
+    row = health(platform)["testorg"]
+    assert row.fine  # the files are all made and delivered; the diff is what is out of date
+    assert row.problem == (
+        "monthly 2026-03 made before some of its daily pairs: its reconciliation diff is out "
+        "of date"
+    )
+    assert row.to_do == "make 2026-03 of testorg again"
+    make(platform, "2026-03-01", "2026-03-01", monthly=True)
+    assert health(platform)["testorg"].problem == "-"
+
+
+def test_an_alert_hook_that_is_down_does_not_keep_the_view_stale(platform):
+    platform.resources["alerts"] = type(platform.resources["alerts"])(url="http://127.0.0.1:9/x")
+    platform.defs = build_defs(platform.resources)
+    result = platform.run("fleet_health_job", None)
+    assert result.success
+    (record,) = result.asset_materializations_for_node("fleet_health")
+    assert record.metadata["not_fine"].value == ["testorg"]
+    logged = [e.user_message for e in platform.instance.all_logs(result.run_id)]
+    assert any(m.startswith("COUNTS_ALERT_URL: the change was not sent") for m in logged)

@@ -3,7 +3,6 @@
 that fails naming the orgs that are not fine; and the check of `organization_files`."""
 
 import datetime as dt
-from pathlib import Path
 
 import dagster as dg
 import pandas as pd
@@ -11,7 +10,7 @@ import pandas as pd
 from counts_assets.assets.metadata import markdown_table
 from counts_assets.automation.alerts import AlertHook
 from counts_assets.delivery.resource import DeliveryResource
-from counts_assets.resources import ExportFiles, OrgRegistry
+from counts_assets.resources import OrgRegistry
 from counts_assets.sensors.org_registry import (
     EVERY_FILE_ACCEPTED,
     ORGANIZATION_FILES,
@@ -53,7 +52,6 @@ def fleet_health_asset(
     context: dg.AssetExecutionContext,
     org_registry: OrgRegistry,
     delivery: DeliveryResource,
-    export_files: ExportFiles,
     alerts: AlertHook,
 ):
     registry = org_registry.load()
@@ -64,12 +62,10 @@ def fleet_health_asset(
         now,
         lambda org: delivery.place(org.remote_dir),
         first_date=dt.date.fromisoformat(org_registry.first_date),
-        cache_dir=health_cache(Path(export_files.export_dir)),
+        cache_dir=health_cache(context.instance),
     )
     not_fine = sorted(r.org_id for r in rows if not r.fine)
     changes = _changes(context.instance, not_fine, [r.org_id for r in rows])
-    if changes:
-        alerts.send({"at": now.isoformat(timespec="seconds"), "fleet_health": changes})
     yield dg.MaterializeResult(
         metadata={
             "summary": summary_line(rows),
@@ -88,6 +84,12 @@ def fleet_health_asset(
         description=summary_line(rows),
         metadata={"not_fine": dg.MetadataValue.json(not_fine)},
     )
+    # Sent once the view is recorded: an alert hook that is down must not keep the view stale.
+    if changes:
+        try:
+            alerts.send({"at": now.isoformat(timespec="seconds"), "fleet_health": changes})
+        except Exception as error:  # noqa: BLE001 - whatever the hook raises, the view stands
+            context.log.warning(f"COUNTS_ALERT_URL: the change was not sent ({error!r})")
 
 
 def _markdown(table: list[tuple[str, ...]]) -> str:

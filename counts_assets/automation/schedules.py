@@ -12,13 +12,20 @@ import datetime as dt
 import dagster as dg
 
 from counts_assets import settings
-from counts_assets.assets.exports import DAILY, MONTHLY, STATUS_NOT_ENDED, STATUS_NOT_MADE
+from counts_assets.assets.exports import (
+    DAILY,
+    MONTHLY,
+    STATUS_NOT_ENDED,
+    STATUS_NOT_MADE,
+    Cadence,
+)
 from counts_assets.automation.due import due_days, due_months
 from counts_assets.automation.runs import (
+    IN_FLIGHT,
     PARTITION_TAG,
     RANGE_END_TAG,
     RANGE_START_TAG,
-    in_flight_runs,
+    export_runs,
     partitions_of,
 )
 from counts_assets.exports.periods import period_bounds, period_starts
@@ -66,10 +73,16 @@ def taken_care_of(
         for partition, record in latest_records(instance, cadence.summary, due).items()
         if metadata_of(record).get("status") not in (STATUS_NOT_ENDED, STATUS_NOT_MADE)
     }
+    return made | in_flight(instance, cadence, job_name)
+
+
+def in_flight(instance: dg.DagsterInstance, cadence: Cadence, job_name: str) -> set[str]:
+    """The partitions a queued or running export run covers, launched by a schedule, by hand
+    or as a backfill from the asset pages."""
     busy: set[str] = set()
-    for run in in_flight_runs(instance, job_name):
-        busy |= partitions_of(run, cadence.partitions_def, instance)
-    return made | busy
+    for record in export_runs(instance, job_name, cadence.summary, IN_FLIGHT):
+        busy |= partitions_of(record.dagster_run, cadence.partitions_def, instance)
+    return busy
 
 
 def months_and_their_days(
@@ -96,9 +109,7 @@ def months_and_their_days(
     all_days = {key for days in days_of.values() for key in days}
     due = {str(partition_key(False, o, d)) for o, d in due_days(orgs.values(), now, grace, first)}
     made = taken_care_of(instance, False, daily_export_job.name, sorted(due & all_days))
-    busy: set[str] = set()
-    for run in in_flight_runs(instance, daily_export_job.name):
-        busy |= partitions_of(run, DAILY.partitions_def, instance)
+    busy = in_flight(instance, DAILY, daily_export_job.name)
     requested = already_requested(
         instance, "daily_export_schedule", now - REQUEST_AGAIN_AFTER, monthly=False
     )
@@ -112,7 +123,9 @@ def months_and_their_days(
         for m, days in days_of.items()
         if m in month_ids and max((day_ids.get(d, 0) for d in days), default=0) > month_ids[m]
     }
-    return waiting, behind - waiting
+    # A month already being made again is not requested again while its run waits.
+    remaking = in_flight(instance, MONTHLY, monthly_reconciliation_job.name)
+    return waiting, behind - waiting - remaking
 
 
 def per_period(org_order: list[str], pending: list[tuple[str, dt.date]]) -> list:

@@ -124,7 +124,7 @@ def show_health(instance: dg.DagsterInstance) -> None:
         load_registry(settings.orgs_dir(), settings.first_date()),
         dt.datetime.now(dt.UTC),
         place_from_settings(),
-        cache_dir=health_cache(settings.export_dir()),
+        cache_dir=health_cache(instance),
     )
     print("\nfleet_health (also in the UI, made again every hour):")
     for line in report(rows):
