@@ -38,15 +38,15 @@ EVERY_ORG_FINE = "every_org_fine"
             description="Fails while any organization is not fine, naming them.",
         )
     ],
-    description="One row per organization file. An org is fine when every period that is due "
-    "(from share_from through the last period ended in its time zone, plus the grace period) "
-    "has its published pair, the current place holds it (or it waits for permission, said "
-    "so), no period's latest run failed, and the newest delivery_audit found nothing; a "
-    "rejected file is a row that is not fine. Each row shows the newest pairs made and held at "
-    "the place, the first gap or failure and what to do, the data-quality findings of the "
-    "last 7 Call Dates and the permission. Made every hour by fleet_health_schedule; the same "
-    "table as `python -m counts_assets.status`. Each change of an org between fine and not "
-    "fine is sent to COUNTS_ALERT_URL once.",
+    description="Is every centre fine today? A summary line, an `attention` list (each org "
+    "that is not fine or has something to say: its problems and what to do) and a `health` "
+    "table of one short line per organization file. An org is fine when every period that is "
+    "due (from share_from through the last period ended in its time zone, plus the grace "
+    "period) has its published pair, the current place holds it (or it waits for permission, "
+    "said so), no period's latest run failed, and the newest delivery_audit found nothing; a "
+    "rejected file is a line that is not fine. Made every hour by fleet_health_schedule; the "
+    "same view as `python -m counts_assets.status`. Each change of an org between fine and "
+    "not fine is sent to COUNTS_ALERT_URL once.",
 )
 def fleet_health_asset(
     context: dg.AssetExecutionContext,
