@@ -1,11 +1,13 @@
-"""`python -m counts_assets.status`: is every centre fine today? One line per organization file:
-whether the org is fine, the newest daily and monthly pair made and the newest its place holds,
-its first problem and what to do, the data-quality findings of its last 7 Call Dates, what the
-newest delivery audit verified, and its permission. An org is fine when every period that is due
-(from share_from through the last ended one, plus the grace period) has its published pair, the
-current place holds it (or it waits for permission, said so), no period's latest run failed and
-the audit found nothing. A rejected organization file is a row that is not fine. Reads the
-Dagster instance in $DAGSTER_HOME; changes nothing; exits 1 when any row is not fine."""
+"""`python -m counts_assets.status`: is every centre fine today? A summary line, what needs
+attention (each org's problems and what to do), then one line per organization file: fine or
+not, the newest daily and monthly pair made and the newest daily pair its place holds, the
+data-quality findings of its last 7 Call Dates, what the newest delivery audit verified, and
+its permission. An org is fine when every period that is due (from share_from through the last
+ended one, plus the grace period) has its published pair, the current place holds it (or it
+waits for permission, said so), no period's latest run failed and the audit found nothing. A
+rejected organization file is a line that is not fine. Reads the Dagster instance in
+$DAGSTER_HOME (and keeps a cache of what it read beside it); exits 1 when any line is not
+fine."""
 
 from __future__ import annotations
 
