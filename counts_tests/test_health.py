@@ -19,7 +19,7 @@ from counts_assets.definitions import build_defs
 from counts_assets.orgs.models import Organization
 from counts_assets.rules.health import PeriodState, became_due, due_periods, judge, spans
 from counts_assets.sensors.org_registry import org_registry_sensor
-from counts_assets.status import fleet_health, health_table, summary_line, text_table
+from counts_assets.status import fleet_health, report, summary_line
 from counts_tests.delivery_helpers import deliver, events, tick
 from counts_tests.golden_store import ORG_YAML
 from counts_tests.platform import platform_on
@@ -132,7 +132,7 @@ def health(platform, now: dt.datetime = APRIL_1) -> dict:
     rows = fleet_health(
         platform.instance, registry, now, lambda o: delivery.place(o.remote_dir), GRACE, FIRST
     )
-    print("\n".join(text_table(health_table(rows))))  # the table, in the test log
+    print("\n".join(report(rows)))  # the view, in the test log
     return {r.org_id: r for r in rows}
 
 
