@@ -19,8 +19,8 @@ from counts_assets.automation.runs import DELIVERY_WORK
 from counts_assets.delivery.audit import Found, audit_finding
 from counts_assets.delivery.ledger import (
     AUDIT_KEY,
+    diverged_entry,
     ledger_entries,
-    ledger_key,
     published_pairs,
     version_history,
 )
@@ -178,13 +178,12 @@ def _mark_diverged(context, store, place: str, found: list, now: dt.datetime) ->
             if newest.get(pair.partition) != audited:
                 continue
             context.log_event(
-                dg.AssetMaterialization(
-                    asset_key=ledger_key(pair.cadence),
-                    partition=pair.partition,
-                    metadata={
-                        "status": DIVERGED,
-                        "reason": f"the audit found the pair {finding} at its place",
-                        "target": place,
+                diverged_entry(
+                    pair.cadence,
+                    pair.partition,
+                    place,
+                    f"the audit found the pair {finding} at its place",
+                    {
                         "found_summary_sha256": seen.summary_sha256 or "",
                         "found_needs_sha256": seen.needs_sha256 or "",
                         "audited_at": now.isoformat(timespec="seconds"),

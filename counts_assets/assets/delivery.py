@@ -32,6 +32,7 @@ from counts_assets.automation.runs import (
     place_tag,
 )
 from counts_assets.delivery.ledger import (
+    diverged_entry,
     latest_refusals,
     ledger_entries,
     ledger_key,
@@ -40,7 +41,6 @@ from counts_assets.delivery.ledger import (
 )
 from counts_assets.delivery.plan import (
     DELIVERED,
-    DIVERGED,
     NO_FILE,
     REDELIVERED,
     REFUSED,
@@ -492,15 +492,12 @@ def _send_all(
                 # The place holds the new File 2 beside the previous File 1: whatever is
                 # published next, even the previous bytes, must be sent again.
                 context.log_event(
-                    dg.AssetMaterialization(
-                        asset_key=ledger_key(job.cadence),
-                        partition=job.partition,
-                        metadata={
-                            "status": DIVERGED,
-                            "reason": str(exc),
-                            "target": place,
-                            "found_needs_sha256": job.disk.version.needs_sha256,
-                        },
+                    diverged_entry(
+                        job.cadence,
+                        job.partition,
+                        place,
+                        str(exc),
+                        {"found_needs_sha256": job.disk.version.needs_sha256},
                     )
                 )
                 raise

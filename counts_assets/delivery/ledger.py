@@ -9,7 +9,14 @@ from collections.abc import Iterable
 import dagster as dg
 
 from counts_assets.assets.exports import DAILY, MONTHLY, Cadence
-from counts_assets.delivery.plan import DELIVERED, REFUSED, LedgerEntry, Published, Refusal
+from counts_assets.delivery.plan import (
+    DELIVERED,
+    DIVERGED,
+    REFUSED,
+    LedgerEntry,
+    Published,
+    Refusal,
+)
 from counts_assets.pairs.store import PairVersion
 from counts_assets.records import latest_ids, latest_records, metadata_of
 
@@ -20,6 +27,18 @@ AUDIT_KEY = dg.AssetKey("delivery_audit")
 
 def ledger_key(cadence: Cadence) -> dg.AssetKey:
     return dg.AssetKey(f"{cadence.name}_delivery")
+
+
+def diverged_entry(
+    cadence: Cadence, partition: str, place: str, reason: str, found: dict[str, str]
+) -> dg.AssetMaterialization:
+    """A `diverged` ledger entry: the place does not hold what the ledger last said it holds
+    (`found`: what was seen there), so the pair is pending again."""
+    return dg.AssetMaterialization(
+        asset_key=ledger_key(cadence),
+        partition=partition,
+        metadata={"status": DIVERGED, "reason": reason, "target": place, **found},
+    )
 
 
 def legacy_ledger_keys(cadence: Cadence) -> tuple[dg.AssetKey, dg.AssetKey]:
