@@ -32,11 +32,12 @@ from counts_assets.automation.runs import (
     partitions_of,
 )
 from counts_assets.delivery.ledger import AUDIT_KEY, ledger_entries, ledger_key, legacy_ledger_keys
-from counts_assets.delivery.plan import DELIVERED, REDELIVERED, UNCHANGED
+from counts_assets.delivery.plan import DELIVERED, REDELIVERED, UNCHANGED, LedgerEntry
 from counts_assets.exports.periods import period_bounds, period_label
 from counts_assets.jobs import daily_export_job, monthly_reconciliation_job
 from counts_assets.orgs.models import Organization
 from counts_assets.orgs.registry import Registry, load_registry
+from counts_assets.pairs.store import PairVersion
 from counts_assets.records import latest_ids, metadata_of, newest_facts
 from counts_assets.rules.health import (
     SETTLE,
@@ -76,7 +77,7 @@ class OrgHealth:
 
 # The facts of a record health needs, as plain lists (they are cached as JSON by storage id);
 # the cache's name changes with their layout.
-FACTS_VERSION = 1
+FACTS_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -101,29 +102,24 @@ def _publish_facts(record: dg.EventLogRecord) -> list:
     ]
 
 
-@dataclass(frozen=True)
-class _Entry:
-    status: str
-    version: tuple | None
-    place: str
-
-    def holds(self, publish: _Publish | None, place: str) -> bool:
-        """The place holds the published pair's version (an older record may lack the needs
-        file's SHA-256: the summary's then decides)."""
-        if publish is None or publish.version is None or self.version is None:
-            return False
-        summary, needs = publish.version
-        return (
-            self.status in HELD
-            and self.place == place
-            and self.version[0] == summary
-            and (needs is None or self.version[1] == needs)
-        )
+def _holds(entry: LedgerEntry | None, publish: _Publish | None, place: str) -> bool:
+    """The place holds the published pair's version (an older record may lack the needs
+    file's SHA-256: the summary's then decides)."""
+    if entry is None or entry.version is None or publish is None or publish.version is None:
+        return False
+    summary, needs = publish.version
+    return (
+        entry.status in HELD
+        and entry.place == place
+        and entry.version.summary_sha256 == summary
+        and needs in (None, entry.version.needs_sha256)
+    )
 
 
 def _entry_facts(record: dg.EventLogRecord) -> list:
     meta = metadata_of(record)
     return [
+        record.storage_id,
         meta.get("status", DELIVERED),
         meta.get("summary_sha256"),
         meta.get("needs_sha256"),
@@ -140,21 +136,19 @@ def _facts(
 
 def _ledger(
     instance: dg.DagsterInstance, cadence: Cadence, made: set[str], cache_dir: Path | None
-) -> dict[str, _Entry]:
+) -> dict[str, LedgerEntry]:
     """The newest ledger entry of every partition; pairs delivered by the per-file ledger of
     an earlier version count too."""
     entries = {
-        partition: _Entry(status, (summary, needs) if summary and needs else None, place)
-        for partition, (status, summary, needs, place) in _facts(
+        partition: LedgerEntry(
+            storage_id, status, PairVersion(summary, needs) if summary and needs else None, place
+        )
+        for partition, (storage_id, status, summary, needs, place) in _facts(
             instance, ledger_key(cadence), _entry_facts, cache_dir
         ).items()
     }
     if latest_ids(instance, legacy_ledger_keys(cadence)[0]):
-        for partition, old in ledger_entries(instance, cadence, made - set(entries)).items():
-            version = (
-                (old.version.summary_sha256, old.version.needs_sha256) if old.version else None
-            )
-            entries[partition] = _Entry(old.status, version, old.place)
+        entries |= ledger_entries(instance, cadence, made - set(entries))
     return entries
 
 
@@ -313,7 +307,7 @@ def fleet_health(
             start = dt.date.fromisoformat(period)
             publish, entry = made.get(partition), ledger.get(partition)
             has_file = publish is not None and publish.version is not None
-            held = entry is not None and entry.holds(publish, places[org_id])
+            held = _holds(entry, publish, places[org_id])
             states[org_id][monthly][start] = PeriodState(
                 made_at=publish.at if has_file else None,
                 held=held,
