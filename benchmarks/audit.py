@@ -24,12 +24,12 @@ import dagster as dg
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.delivery import pair_bytes, write_orgs  # noqa: E402
-from counts_assets.assets.audit import delivery_audit  # noqa: E402
-from counts_assets.assets.exports import DAILY, MONTHLY  # noqa: E402
-from counts_assets.delivery.ledger import ledger_key  # noqa: E402
-from counts_assets.delivery.resource import DeliveryResource  # noqa: E402
-from counts_assets.pairs.store import PairStore  # noqa: E402
-from counts_assets.resources import ExportFiles, OrgRegistry  # noqa: E402
+from counts_assets.core.pairs.store import PairStore  # noqa: E402
+from counts_assets.defs.delivery.audit import delivery_audit  # noqa: E402
+from counts_assets.defs.delivery.ledger import ledger_key  # noqa: E402
+from counts_assets.defs.delivery.resources import DeliveryResource  # noqa: E402
+from counts_assets.defs.shared.cadence import DAILY, MONTHLY  # noqa: E402
+from counts_assets.defs.shared.resources import ExportFiles, OrgRegistry  # noqa: E402
 from counts_tests.sftp_server import SftpServer  # noqa: E402
 
 TARGET_SECONDS = 60

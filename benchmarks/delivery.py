@@ -29,11 +29,11 @@ import paramiko
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from counts_assets.assets.exports import DAILY  # noqa: E402
-from counts_assets.delivery.resource import DeliveryResource  # noqa: E402
-from counts_assets.pairs.store import PairStore  # noqa: E402
-from counts_assets.resources import ExportFiles, OrgRegistry  # noqa: E402
-from counts_assets.sensors.delivery import delivery_sensor  # noqa: E402
+from counts_assets.core.pairs.store import PairStore  # noqa: E402
+from counts_assets.defs.delivery.resources import DeliveryResource  # noqa: E402
+from counts_assets.defs.delivery.sensors import delivery_sensor  # noqa: E402
+from counts_assets.defs.shared.cadence import DAILY  # noqa: E402
+from counts_assets.defs.shared.resources import ExportFiles, OrgRegistry  # noqa: E402
 from counts_tests.dagster_processes import dagster_home, running_dagster  # noqa: E402
 from counts_tests.sftp_server import SftpServer  # noqa: E402
 

@@ -63,10 +63,10 @@ def org_files(directory: Path, count: int, share_from: dt.date = FIRST) -> dict[
 
 def reference(work: Path, days: int) -> dict:
     """The platform's own rules with no Dagster: one read per org for the whole range."""
-    from counts_assets.exports.periods import plan_targets
-    from counts_assets.exports.run import run_exports
-    from counts_assets.orgs.registry import load_registry
-    from counts_assets.source.reader import SourceStore, source_engine
+    from counts_assets.core.exports.run import run_exports
+    from counts_assets.core.files.periods import plan_targets
+    from counts_assets.core.orgs.registry import load_registry
+    from counts_assets.core.source.reader import SourceStore, source_engine
 
     registry = load_registry(work / "orgs", FIRST)
     assert not registry.errors, registry.errors
@@ -86,12 +86,12 @@ def project(work: Path, days: int) -> dict:
     dagster.yaml copied into the work folder's DAGSTER_HOME)."""
     import dagster as dg
 
-    from counts_assets.automation.alerts import AlertHook
-    from counts_assets.automation.runs import RANGE_END_TAG, RANGE_START_TAG
     from counts_assets.definitions import build_defs
-    from counts_assets.delivery.resource import DeliveryResource
-    from counts_assets.resources import ExportFiles, OrgRegistry
-    from counts_assets.source.reader import SourceReader
+    from counts_assets.defs.delivery.resources import DeliveryResource
+    from counts_assets.defs.exports.resources import SourceReader
+    from counts_assets.defs.health.alerts import AlertHook
+    from counts_assets.defs.shared.resources import ExportFiles, OrgRegistry
+    from counts_assets.defs.shared.runs import RANGE_END_TAG, RANGE_START_TAG
 
     home = work / "dagster_home"
     resources = {

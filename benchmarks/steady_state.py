@@ -91,9 +91,9 @@ def main() -> None:
     }
     os.environ.update(env)
 
-    from counts_assets.automation.schedules import SCHEDULE_NAME_TAG, daily_export_schedule
     from counts_assets.definitions import defs
-    from counts_assets.resources import OrgRegistry
+    from counts_assets.defs.exports.schedules import SCHEDULE_NAME_TAG, daily_export_schedule
+    from counts_assets.defs.shared.resources import OrgRegistry
 
     registry = OrgRegistry(orgs_dir=env["COUNTS_ORGS_DIR"], first_date=env["COUNTS_FIRST_DATE"])
 

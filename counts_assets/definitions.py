@@ -5,31 +5,15 @@ import warnings
 
 import dagster as dg
 
-from counts_assets import settings
-from counts_assets.assets.audit import delivery_audit, delivery_audit_job, delivery_audit_schedule
-from counts_assets.assets.delivery import LEDGER_SPECS, delivery_job, redelivery_job
-from counts_assets.assets.exports import daily_exports, monthly_exports
-from counts_assets.assets.health import (
-    every_file_accepted,
-    fleet_health_asset,
-    fleet_health_job,
-    fleet_health_schedule,
-)
-from counts_assets.automation.alerts import AlertHook, run_failure_alert_sensor
-from counts_assets.automation.schedules import (
-    daily_export_schedule,
-    monthly_reconciliation_schedule,
-)
-from counts_assets.delivery.resource import DeliveryResource
-from counts_assets.jobs import daily_export_job, monthly_reconciliation_job
-from counts_assets.resources import ExportFiles, OrgRegistry
-from counts_assets.sensors.delivery import delivery_sensor
-from counts_assets.sensors.org_registry import (
-    ORGANIZATION_FILES,
-    ORGANIZATION_PERMISSION,
-    org_registry_sensor,
-)
-from counts_assets.source.reader import SourceReader
+from counts_assets.core import settings
+from counts_assets.defs.delivery import definitions as delivery
+from counts_assets.defs.delivery.resources import DeliveryResource
+from counts_assets.defs.exports import definitions as exports
+from counts_assets.defs.exports.resources import SourceReader
+from counts_assets.defs.health import definitions as health
+from counts_assets.defs.health.alerts import AlertHook
+from counts_assets.defs.organizations import definitions as organizations
+from counts_assets.defs.shared.resources import ExportFiles, OrgRegistry
 
 # A ranged run's records of the three assets recorded for its whole range reach the event log
 # in batches of this size (one transaction each) instead of one write per partition. Set here,
@@ -75,37 +59,20 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
 
 
 def build_defs(resources: dict[str, dg.ConfigurableResource]) -> dg.Definitions:
-    """The platform with the given resources (tests point them at temporary folders)."""
-    return dg.Definitions(
-        assets=[
-            daily_exports,
-            monthly_exports,
-            *LEDGER_SPECS,
-            ORGANIZATION_FILES,
-            ORGANIZATION_PERMISSION,
-            fleet_health_asset,
-            delivery_audit,
-        ],
-        asset_checks=[every_file_accepted],
-        jobs=[
-            daily_export_job,
-            monthly_reconciliation_job,
-            delivery_job,
-            redelivery_job,
-            delivery_audit_job,
-            fleet_health_job,
-        ],
-        schedules=[
-            daily_export_schedule,
-            monthly_reconciliation_schedule,
-            delivery_audit_schedule,
-            fleet_health_schedule,
-        ],
-        sensors=[org_registry_sensor, delivery_sensor, run_failure_alert_sensor],
-        resources=resources,
-        # Every export run is one step (the multi-asset): running it in the run's own process
-        # saves a second process start and code load per run, a third of a short backfill run.
-        executor=dg.in_process_executor,
+    """The platform with the given resources (tests point them at temporary folders): every
+    domain's definitions, merged."""
+    return dg.Definitions.merge(
+        organizations.defs,
+        exports.defs,
+        delivery.defs,
+        health.defs,
+        dg.Definitions(
+            resources=resources,
+            # Every export run is one step (the multi-asset): running it in the run's own
+            # process saves a second process start and code load per run, a third of a short
+            # backfill run.
+            executor=dg.in_process_executor,
+        ),
     )
 
 

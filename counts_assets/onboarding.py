@@ -19,16 +19,16 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from counts_assets import settings
-from counts_assets.exports.periods import plan_targets, targets_frame
-from counts_assets.orgs.models import Organization, normalize_text
-from counts_assets.orgs.registry import check_org_file, folders_overlap, load_registry
-from counts_assets.rules.inclusion import select_included, with_call_dates
-from counts_assets.rules.text import as_text, matching_form, shown
-from counts_assets.source.reader import read_source, source_engine
-from counts_assets.source.tables import SourceTables
-from counts_assets.source.values import clean_source
-from counts_assets.status import delivered_before_share_from
+from counts_assets.core import settings
+from counts_assets.core.files.periods import plan_targets, targets_frame
+from counts_assets.core.orgs.models import Organization, normalize_text
+from counts_assets.core.orgs.registry import check_org_file, folders_overlap, load_registry
+from counts_assets.core.rules.inclusion import select_included, with_call_dates
+from counts_assets.core.source.reader import read_source, source_engine
+from counts_assets.core.source.tables import SourceTables
+from counts_assets.core.source.values import clean_source
+from counts_assets.core.text import as_text, matching_form, shown
+from counts_assets.defs.health.view import delivered_before_share_from
 
 FREE_TEXT_DISTINCT_ANSWERS = 25
 

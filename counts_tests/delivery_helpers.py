@@ -7,8 +7,8 @@ from __future__ import annotations
 import dagster as dg
 import sqlalchemy as sa
 
-from counts_assets.delivery.resource import DeliveryResource
-from counts_assets.sensors.delivery import delivery_sensor
+from counts_assets.defs.delivery.resources import DeliveryResource
+from counts_assets.defs.delivery.sensors import delivery_sensor
 
 DAY = "2026-03-08|testorg"
 SUMMARY = "testorg/testorg_daily_2026-03-08_summary.csv"

@@ -6,8 +6,8 @@ from typing import Any
 
 import pandas as pd
 
-from counts_assets.orgs.models import Organization
-from counts_assets.source.tables import ANSWER_COLUMNS, RECORD_COLUMNS
+from counts_assets.core.orgs.models import Organization
+from counts_assets.core.source.tables import ANSWER_COLUMNS, RECORD_COLUMNS
 
 
 def make_org(**overrides: Any) -> Organization:

@@ -13,12 +13,12 @@ from pathlib import Path
 
 import dagster as dg
 
-from counts_assets.automation.alerts import AlertHook
-from counts_assets.automation.runs import RANGE_END_TAG, RANGE_START_TAG
 from counts_assets.definitions import build_defs
-from counts_assets.delivery.resource import DeliveryResource
-from counts_assets.resources import ExportFiles, OrgRegistry
-from counts_assets.source.reader import SourceReader
+from counts_assets.defs.delivery.resources import DeliveryResource
+from counts_assets.defs.exports.resources import SourceReader
+from counts_assets.defs.health.alerts import AlertHook
+from counts_assets.defs.shared.resources import ExportFiles, OrgRegistry
+from counts_assets.defs.shared.runs import RANGE_END_TAG, RANGE_START_TAG
 from counts_tests.dagster_processes import REPO, dagster_home
 from counts_tests.golden_store import build_golden_store, write_org_files
 from counts_tests.store import sqlite_url

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
+from counts_assets.core.source.tables import RECORD_COLUMNS
 from counts_assets.demo.store import SCHEMA
-from counts_assets.source.tables import RECORD_COLUMNS
 
 RECORD_FIELDS = [*RECORD_COLUMNS, "caller_name", "caller_phone", "specialist_notes"]
 

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import dagster as dg
 
-from counts_assets.automation.alerts import AlertHook, run_failure_alert_sensor
+from counts_assets.defs.health.alerts import AlertHook, run_failure_alert_sensor
 from counts_tests.platform import platform_on
 
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from counts_assets.pairs.store import KINDS
-from counts_assets.records import latest_records, metadata_of
+from counts_assets.core.pairs.store import KINDS
+from counts_assets.defs.shared.records import latest_records, metadata_of
 from counts_tests.golden_store import build_golden_store, write_org_files
 from counts_tests.store import sqlite_url
 
@@ -134,9 +134,9 @@ def test_two_runs_of_one_partition_at_once_leave_one_whole_pair(tmp_path, monkey
 KILLED_RUN = """
 import os, signal, sys
 import dagster as dg
-from counts_assets.automation.runs import RANGE_END_TAG, RANGE_START_TAG
+from counts_assets.defs.shared.runs import RANGE_END_TAG, RANGE_START_TAG
 from counts_assets.definitions import defs
-from counts_assets.event_log import BatchedSqliteEventLogStorage
+from counts_assets.defs.shared.event_log import BatchedSqliteEventLogStorage
 
 store = BatchedSqliteEventLogStorage.store_event_batch
 

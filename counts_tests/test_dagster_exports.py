@@ -11,10 +11,10 @@ import pytest
 from dagster._core.definitions.data_version import StaleStatus
 from dagster._utils.test.data_versions import get_stale_status_resolver
 
-from counts_assets.assets.exports import daily_exports
 from counts_assets.definitions import build_defs, defs
-from counts_assets.records import latest_records
-from counts_assets.resources import OrgRegistry
+from counts_assets.defs.exports.assets import daily_exports
+from counts_assets.defs.shared.records import latest_records
+from counts_assets.defs.shared.resources import OrgRegistry
 from counts_tests.golden_store import GOLDEN_DIR
 from counts_tests.platform import platform_on
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from counts_assets.delivery.audit import FOREIGN, MISSING, MIXED, STALE, Found, audit_finding
-from counts_assets.pairs.store import PairVersion
+from counts_assets.core.delivery.audit import FOREIGN, MISSING, MIXED, STALE, Found, audit_finding
+from counts_assets.core.pairs.store import PairVersion
 
 OLD = PairVersion("s1", "n1")
 NEW = PairVersion("s2", "n2")

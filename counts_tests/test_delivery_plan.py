@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from counts_assets.delivery.plan import (
+from counts_assets.core.delivery.plan import (
     DELIVERED,
     DIVERGED,
     NO_FILE,
@@ -15,7 +15,7 @@ from counts_assets.delivery.plan import (
     Refusal,
     next_action,
 )
-from counts_assets.pairs.store import PairVersion
+from counts_assets.core.pairs.store import PairVersion
 
 V1 = PairVersion("a" * 64, "b" * 64)
 V2 = PairVersion("c" * 64, "d" * 64)

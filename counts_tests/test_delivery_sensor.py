@@ -14,13 +14,13 @@ import time
 import dagster as dg
 import pytest
 
-from counts_assets.assets import delivery as delivery_assets
-from counts_assets.delivery.resource import DeliveryResource
-from counts_assets.delivery.sftp import SftpConnection
-from counts_assets.pairs import store as pair_store
-from counts_assets.pairs.store import PairStore
-from counts_assets.resources import ExportFiles
-from counts_assets.status import fleet_health
+from counts_assets.core.delivery.sftp import SftpConnection
+from counts_assets.core.pairs import store as pair_store
+from counts_assets.core.pairs.store import PairStore
+from counts_assets.defs.delivery import sending as delivery_sending
+from counts_assets.defs.delivery.resources import DeliveryResource
+from counts_assets.defs.health.view import fleet_health
+from counts_assets.defs.shared.resources import ExportFiles
 from counts_tests.delivery_helpers import (
     DAY,
     SUMMARY,
@@ -132,9 +132,9 @@ def test_a_pair_made_again_at_any_instant_of_a_delivery_run_ends_at_the_recipien
         time.sleep(0.5)  # it is waiting for the pair's lock now
 
     real_jobs, real_send, real_record = (
-        delivery_assets.org_pair_jobs,
+        delivery_sending.pairs_to_send,
         SftpConnection.send,
-        delivery_assets._record,
+        delivery_sending._record,
     )
     if instant == "before the versions are read":
 
@@ -142,7 +142,7 @@ def test_a_pair_made_again_at_any_instant_of_a_delivery_run_ends_at_the_recipien
             _export_again(platform, "2003")
             return real_jobs(*args, **kwargs)
 
-        monkeypatch.setattr(delivery_assets, "org_pair_jobs", hooked_jobs)
+        monkeypatch.setattr(delivery_sending, "pairs_to_send", hooked_jobs)
     elif instant == "after the read":
 
         def hooked_jobs(*args, **kwargs):
@@ -150,7 +150,7 @@ def test_a_pair_made_again_at_any_instant_of_a_delivery_run_ends_at_the_recipien
             _export_again(platform, "2003")
             return jobs
 
-        monkeypatch.setattr(delivery_assets, "org_pair_jobs", hooked_jobs)
+        monkeypatch.setattr(delivery_sending, "pairs_to_send", hooked_jobs)
     elif instant == "after the send":
 
         def hooked_send(self, *args):
@@ -165,7 +165,7 @@ def test_a_pair_made_again_at_any_instant_of_a_delivery_run_ends_at_the_recipien
             in_another_thread()
             return real_record(*args, **kwargs)
 
-        monkeypatch.setattr(delivery_assets, "_record", hooked_record)
+        monkeypatch.setattr(delivery_sending, "_record", hooked_record)
     deliver(platform, [request])
     for thread in exporter:
         thread.join(60)

@@ -18,9 +18,9 @@ import dagster as dg
 import pytest
 import sqlalchemy as sa
 
-from counts_assets.assets import delivery as delivery_assets
-from counts_assets.delivery.sftp import SftpConnection
-from counts_assets.resources import ExportFiles
+from counts_assets.core.delivery.sftp import SftpConnection
+from counts_assets.defs.delivery import sending as delivery_sending
+from counts_assets.defs.shared.resources import ExportFiles
 from counts_tests.delivery_helpers import (
     DAY,
     add_record,
@@ -148,7 +148,7 @@ def test_a_local_read_error_is_tried_again_never_refused(sftp_platform, monkeypa
     (request,) = tick(platform)
     (result,) = deliver(platform, [request], succeed=False)
     monkeypatch.undo()
-    assert len(tries) == delivery_assets.LOCAL_READS
+    assert len(tries) == delivery_sending.LOCAL_READS
     assert "the file system failed (Input/output error)" in step_failure(result)
     assert [e["status"] for e in events(platform, "daily_delivery", DAY, True)] == ["failed"]
     platform.set_delivery(retry_minutes=0.001)

@@ -12,9 +12,9 @@ import time
 import paramiko
 import pytest
 
-from counts_assets.delivery.resource import DeliveryConfigError, target_from_url
-from counts_assets.delivery.retry import RetryPolicy, Session, with_retries
-from counts_assets.delivery.targets import DeliveryError, OutboxTarget, contained_path, deliver
+from counts_assets.core.delivery.retry import RetryPolicy, Session, with_retries
+from counts_assets.core.delivery.targets import DeliveryError, OutboxTarget, contained_path, deliver
+from counts_assets.defs.delivery.resources import DeliveryConfigError, target_from_url
 from counts_tests.mounts import tmpfs
 from counts_tests.sftp_server import keygen
 from counts_tests.tcp_proxy import ResettingProxy

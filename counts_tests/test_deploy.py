@@ -10,9 +10,9 @@ import sys
 import dagster as dg
 import yaml
 
-from counts_assets.assets.delivery import delivery_job
-from counts_assets.automation.runs import WORK_TAG
-from counts_assets.jobs import daily_export_job, monthly_reconciliation_job
+from counts_assets.defs.delivery.jobs import delivery_job
+from counts_assets.defs.exports.jobs import daily_export_job, monthly_reconciliation_job
+from counts_assets.defs.shared.runs import WORK_TAG
 from counts_tests.dagster_processes import REPO
 
 
@@ -22,7 +22,7 @@ def test_the_postgresql_instance_differs_from_the_embedded_one_only_by_its_stora
     storage = production.pop("storage")
     # The embedded event log is SQLite with a batch writer; PostgreSQL's has its own.
     assert embedded.pop("event_log_storage") == {
-        "module": "counts_assets.event_log",
+        "module": "counts_assets.defs.shared.event_log",
         "class": "BatchedSqliteEventLogStorage",
     }
     assert production == embedded

@@ -15,12 +15,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from counts_assets.automation.alerts import AlertHook
 from counts_assets.definitions import build_defs
-from counts_assets.delivery.resource import DeliveryResource
-from counts_assets.records import latest_records, metadata_of
-from counts_assets.resources import ExportFiles, OrgRegistry
-from counts_assets.source.reader import SourceReader
+from counts_assets.defs.delivery.resources import DeliveryResource
+from counts_assets.defs.exports.resources import SourceReader
+from counts_assets.defs.health.alerts import AlertHook
+from counts_assets.defs.shared.records import latest_records, metadata_of
+from counts_assets.defs.shared.resources import ExportFiles, OrgRegistry
 from counts_tests.dagster_processes import REPO, running_dagster
 from counts_tests.golden_store import (
     GOLDEN_DIR,

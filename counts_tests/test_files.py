@@ -6,10 +6,10 @@ import datetime as dt
 
 import pandas as pd
 
-from counts_assets.exports.csv_format import csv_lines, header_line
-from counts_assets.exports.periods import Target
-from counts_assets.exports.run import run_exports
-from counts_assets.source.tables import NEED_COLUMNS, REFERRAL_COLUMNS, SourceTables
+from counts_assets.core.exports.run import run_exports
+from counts_assets.core.files.csv_format import csv_lines, header_line
+from counts_assets.core.files.periods import Target
+from counts_assets.core.source.tables import NEED_COLUMNS, REFERRAL_COLUMNS, SourceTables
 from counts_tests.factories import answers_frame, make_org, records_frame
 
 DAY = dt.date(2026, 10, 15)

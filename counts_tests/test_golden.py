@@ -9,10 +9,10 @@ import uuid
 
 import pytest
 
-from counts_assets.exports.periods import plan_targets
-from counts_assets.exports.run import run_exports
-from counts_assets.orgs.registry import load_registry
-from counts_assets.source.reader import SourceReader
+from counts_assets.core.exports.run import run_exports
+from counts_assets.core.files.periods import plan_targets
+from counts_assets.core.orgs.registry import load_registry
+from counts_assets.defs.exports.resources import SourceReader
 from counts_tests.golden_store import GOLDEN_DIR, build_golden_store, write_org_files
 from counts_tests.store import sqlite_url
 

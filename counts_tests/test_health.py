@@ -10,16 +10,16 @@ import dagster as dg
 import pytest
 
 from counts_assets import onboarding
-from counts_assets.automation.schedules import (
+from counts_assets.core.health import PeriodState, became_due, due_periods, judge, spans
+from counts_assets.core.orgs.models import Organization
+from counts_assets.definitions import build_defs
+from counts_assets.defs.exports.schedules import (
     SCHEDULE_NAME_TAG,
     daily_export_schedule,
     monthly_reconciliation_schedule,
 )
-from counts_assets.definitions import build_defs
-from counts_assets.orgs.models import Organization
-from counts_assets.rules.health import PeriodState, became_due, due_periods, judge, spans
-from counts_assets.sensors.org_registry import org_registry_sensor
-from counts_assets.status import fleet_health, report, summary_line
+from counts_assets.defs.health.view import fleet_health, report, summary_line
+from counts_assets.defs.organizations.sensors import org_registry_sensor
 from counts_tests.delivery_helpers import deliver, events, tick
 from counts_tests.golden_store import ORG_YAML
 from counts_tests.platform import platform_on
@@ -298,7 +298,7 @@ def test_the_health_asset_alerts_once_per_change_of_state(platform, tmp_path):
 
 
 def test_the_summary_line_names_the_orgs_that_are_not_fine():
-    from counts_assets.status import OrgHealth
+    from counts_assets.defs.health.view import OrgHealth
 
     rows = [OrgHealth("a", True), OrgHealth("b", False, problem="missing 2 days: x; y")]
     assert summary_line(rows) == "1 fine, 1 not: b"

@@ -14,11 +14,11 @@ import time
 import dagster as dg
 import pytest
 
+from counts_assets.core.orgs.registry import check_org_file, load_registry
+from counts_assets.defs.delivery.sensors import delivery_sensor
+from counts_assets.defs.organizations.sensors import org_registry_sensor
+from counts_assets.defs.shared.resources import OrgRegistry
 from counts_assets.onboarding import main as onboarding
-from counts_assets.orgs.registry import check_org_file, load_registry
-from counts_assets.resources import OrgRegistry
-from counts_assets.sensors.delivery import delivery_sensor
-from counts_assets.sensors.org_registry import org_registry_sensor
 from counts_tests.golden_store import GOLDEN_DIR, OTHER_ORG_YAML
 from counts_tests.platform import platform_on
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from counts_assets.sensors.delivery import delivery_sensor
+from counts_assets.defs.delivery.sensors import delivery_sensor
 from counts_tests.golden_store import GOLDEN_DIR
 from counts_tests.platform import platform_on
 

@@ -6,9 +6,9 @@ import datetime as dt
 
 import dagster as dg
 
+from counts_assets.core.source.reader import read_source
+from counts_assets.defs.organizations.sensors import org_registry_sensor
 from counts_assets.onboarding import check_org, main
-from counts_assets.sensors.org_registry import org_registry_sensor
-from counts_assets.source.reader import read_source
 from counts_tests.factories import make_org
 from counts_tests.platform import platform_on
 from counts_tests.store import record, sqlite_url, write_store

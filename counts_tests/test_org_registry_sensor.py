@@ -8,11 +8,11 @@ from types import SimpleNamespace
 import dagster as dg
 import pytest
 
-from counts_assets.automation.runs import RANGE_END_TAG, RANGE_START_TAG
 from counts_assets.definitions import build_defs
-from counts_assets.records import latest_records, metadata_of
-from counts_assets.resources import OrgRegistry
-from counts_assets.sensors.org_registry import org_registry_sensor, periods_before_share_from
+from counts_assets.defs.organizations.sensors import org_registry_sensor, periods_before_share_from
+from counts_assets.defs.shared.records import latest_records, metadata_of
+from counts_assets.defs.shared.resources import OrgRegistry
+from counts_assets.defs.shared.runs import RANGE_END_TAG, RANGE_START_TAG
 from counts_tests.golden_store import write_org_files
 from counts_tests.platform import platform_on
 

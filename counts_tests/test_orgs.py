@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import textwrap
 
-from counts_assets.orgs.registry import load_registry
+from counts_assets.core.orgs.registry import load_registry
 
 FIRST = dt.date(2025, 1, 1)
 GOOD = """\

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from counts_assets.exports.build import Findings
-from counts_assets.exports.periods import Target
-from counts_assets.exports.run import FileOutcome, RunOutcome, publish_pairs
-from counts_assets.pairs.store import KINDS, PairPathError, PairStore, sha256
+from counts_assets.core.exports.build import Findings
+from counts_assets.core.exports.run import FileOutcome, RunOutcome, publish_pairs
+from counts_assets.core.files.periods import Target
+from counts_assets.core.pairs.store import KINDS, PairPathError, PairStore, sha256
 from counts_tests.mounts import tmpfs
 
 ORG, DAY = "gatewayorg", "2026-10-15"
@@ -53,7 +53,7 @@ CHILD = textwrap.dedent(
     """
     import os, signal, sys
     from pathlib import Path
-    from counts_assets.pairs import store
+    from counts_assets.core.pairs import store
 
     root, kill_at = Path(sys.argv[1]), sys.argv[2]
     real_replace = os.replace
@@ -114,7 +114,7 @@ PUBLISHER = textwrap.dedent(
     """
     import sys
     from pathlib import Path
-    from counts_assets.pairs.store import PairStore
+    from counts_assets.core.pairs.store import PairStore
 
     root, name, rounds = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
     for i in range(rounds):

@@ -8,15 +8,15 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
-from counts_assets.definitions import build_defs
-from counts_assets.source.reader import (
+from counts_assets.core.source.reader import (
     RECOMMENDED_INDEXES,
     SourceMissingError,
-    SourceReader,
     SourceSchemaError,
     read_source,
     source_engine,
 )
+from counts_assets.definitions import build_defs
+from counts_assets.defs.exports.resources import SourceReader
 from counts_tests.factories import make_org
 from counts_tests.golden_store import build_golden_store
 from counts_tests.platform import platform_on

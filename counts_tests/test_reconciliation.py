@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 import sqlalchemy as sa
 
-from counts_assets.exports.layout import NEEDS_HEADER, SUMMARY_HEADER
-from counts_assets.exports.reconciliation import reconciliation_diff
+from counts_assets.core.exports.reconciliation import reconciliation_diff
+from counts_assets.core.files.layout import NEEDS_HEADER, SUMMARY_HEADER
 from counts_tests.platform import platform_on
 
 

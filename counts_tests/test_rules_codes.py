@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from counts_assets.rules.booleans import parse_flags
-from counts_assets.rules.taxonomy import normalize_codes
-from counts_assets.rules.zip_codes import normalize_zip
+from counts_assets.core.rules.booleans import parse_flags
+from counts_assets.core.rules.taxonomy import normalize_codes
+from counts_assets.core.rules.zip_codes import normalize_zip
 
 
 def _code(value):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from counts_assets.rules.demographics import map_demographics
+from counts_assets.core.rules.demographics import map_demographics
 from counts_tests.factories import answers_frame, make_org
 
 ORG = make_org(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from counts_assets.rules.inclusion import select_included, with_call_dates
+from counts_assets.core.rules.inclusion import select_included, with_call_dates
 from counts_tests.factories import answers_frame, make_org, records_frame, targets
 
 NOON = "2026-10-15T17:00:00Z"

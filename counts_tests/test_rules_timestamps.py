@@ -7,7 +7,7 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from counts_assets.rules.timestamps import local_dates, parse_started_at
+from counts_assets.core.rules.timestamps import local_dates, parse_started_at
 
 
 def _call_date(value: object, zone: str) -> str | None:

@@ -8,17 +8,17 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from counts_assets.assets.exports import DAILY, MONTHLY
-from counts_assets.automation.due import due_days, due_months
-from counts_assets.automation.runs import IN_FLIGHT, partitions_of
-from counts_assets.automation.schedules import (
+from counts_assets.core.due import due_days, due_months
+from counts_assets.definitions import defs
+from counts_assets.defs.exports.schedules import (
     SCHEDULE_NAME_TAG,
     daily_export_schedule,
     monthly_reconciliation_schedule,
     per_period,
 )
-from counts_assets.definitions import defs
-from counts_assets.resources import OrgRegistry
+from counts_assets.defs.shared.cadence import DAILY, MONTHLY
+from counts_assets.defs.shared.resources import OrgRegistry
+from counts_assets.defs.shared.runs import IN_FLIGHT, partitions_of
 from counts_tests.factories import make_org
 from counts_tests.platform import platform_on
 

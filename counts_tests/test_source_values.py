@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from counts_assets.rules.inclusion import repeated_numbers
-from counts_assets.source.tables import SourceTables
-from counts_assets.source.values import clean_source
+from counts_assets.core.rules.inclusion import repeated_numbers
+from counts_assets.core.source.tables import SourceTables
+from counts_assets.core.source.values import clean_source
 from counts_tests.factories import answers_frame, records_frame, targets
 
 EMPTY = SourceTables.empty()

@@ -15,9 +15,9 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from counts_assets.exports.build import build_export_frames
-from counts_assets.exports.periods import Target, targets_frame
-from counts_assets.source.reader import SourceStore, source_engine
+from counts_assets.core.exports.build import build_export_frames
+from counts_assets.core.files.periods import Target, targets_frame
+from counts_assets.core.source.reader import SourceStore, source_engine
 from counts_tests.factories import make_org
 from counts_tests.store import record, sqlite_url, write_store
 

@@ -9,10 +9,10 @@ import datetime as dt
 import pandas as pd
 import pytest
 
-from counts_assets.automation.due import due_days, due_months
-from counts_assets.exports.periods import period_ended, split_open_periods
-from counts_assets.partitions import daily_partitions, monthly_partitions
-from counts_assets.rules.timestamps import local_dates
+from counts_assets.core.due import due_days, due_months
+from counts_assets.core.files.periods import period_ended, split_open_periods
+from counts_assets.core.rules.timestamps import local_dates
+from counts_assets.defs.shared.partitions import daily_partitions, monthly_partitions
 from counts_tests.factories import make_org
 
 GRACE = dt.timedelta(minutes=60)

@@ -7,12 +7,12 @@ import datetime as dt
 
 import pandas as pd
 
-from counts_assets.exports.layout import NEEDS_HEADER, SUMMARY_HEADER
-from counts_assets.exports.periods import Target
-from counts_assets.exports.run import build_run, publish_pairs, run_exports
-from counts_assets.pairs.store import PairStore
-from counts_assets.source.tables import SourceTables
-from counts_assets.validation.gate import validate_run
+from counts_assets.core.exports.run import build_run, publish_pairs, run_exports
+from counts_assets.core.files.layout import NEEDS_HEADER, SUMMARY_HEADER
+from counts_assets.core.files.periods import Target
+from counts_assets.core.pairs.store import PairStore
+from counts_assets.core.source.tables import SourceTables
+from counts_assets.core.validation.gate import validate_run
 from counts_tests.factories import make_org, records_frame, targets
 
 WINDOW = targets(

@@ -19,4 +19,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 .venv/bin/ruff check .
+# The layers and domains declared in pyproject.toml ([tool.importlinter]).
+.venv/bin/lint-imports
 exec .venv/bin/python -m pytest "$@"

@@ -16,23 +16,17 @@ from pathlib import Path
 import dagster as dg
 import sqlalchemy as sa
 
-from counts_assets import settings
-from counts_assets.automation.runs import RANGE_END_TAG, RANGE_START_TAG
+from counts_assets.core import settings
+from counts_assets.core.delivery.targets import OutboxTarget
+from counts_assets.core.health import due_periods
+from counts_assets.core.orgs.models import Organization
+from counts_assets.core.orgs.registry import load_registry
 from counts_assets.definitions import default_resources, defs
-from counts_assets.delivery.targets import OutboxTarget
+from counts_assets.defs.health.view import fleet_health, health_cache, report
+from counts_assets.defs.shared.partitions import ORGS_PARTITION_SET, partition_key
+from counts_assets.defs.shared.runs import RANGE_END_TAG, RANGE_START_TAG
 from counts_assets.demo.store import apply_late_edits, generate_store
-from counts_assets.orgs.models import Organization
-from counts_assets.orgs.registry import load_registry
-from counts_assets.partitions import ORGS_PARTITION_SET, partition_key
-from counts_assets.rules.health import due_periods
-from counts_assets.sensors.delivery import delivery_sensor
-from counts_assets.sensors.org_registry import org_registry_sensor
-from counts_assets.status import (
-    fleet_health,
-    health_cache,
-    place_from_settings,
-    report,
-)
+from counts_assets.status import place_from_settings
 
 DEMO_FIRST = dt.date(2026, 8, 1)
 DEMO_LAST = dt.date(2026, 11, 24)
@@ -93,7 +87,7 @@ def register_orgs(instance: dg.DagsterInstance) -> None:
     the UI's partition view shows only real gaps. The registry's own observations are left to
     the daemon's sensor, which records them when the UI starts."""
     context = dg.build_sensor_context(instance=instance, resources=default_resources())
-    result = org_registry_sensor(context)
+    result = defs.get_sensor_def("org_registry_sensor")(context)
     if not isinstance(result, dg.SensorResult):
         return
     for request in result.dynamic_partitions_requests:
@@ -144,7 +138,7 @@ def deliver_pending(instance: dg.DagsterInstance) -> None:
     started = time.perf_counter()
     while True:
         context = dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
-        result = delivery_sensor(context)
+        result = defs.get_sensor_def("delivery_sensor")(context)
         cursor = result.cursor
         if not result.run_requests:
             break

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 
-from counts_assets.source.reader import RECOMMENDED_INDEXES
+from counts_assets.core.source.reader import RECOMMENDED_INDEXES
 
 SCHEMA = """
 CREATE TABLE contact_records (

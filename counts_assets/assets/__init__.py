@@ -1,1 +1,0 @@
-"""Daily and monthly export assets with their data-quality checks."""

@@ -1,1 +1,0 @@
-"""Automation: which partitions are due, the schedules that request them, failure alerts."""

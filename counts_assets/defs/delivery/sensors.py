@@ -1,0 +1,333 @@
+"""`delivery_sensor`: delivery from state.
+
+Each tick finds the organizations with work, cheaply, from the instance: two grouped queries per
+cadence give the newest storage id of every partition's publish and ledger entry. A pair is a
+candidate when its newest publish is newer than its newest ledger entry, when its org's place
+changed after that entry, or when the audit found the place no longer holds it. Storage ids
+only find work: a delivery run holds a pair's lock from reading its bytes to writing its ledger
+entry, and every publish is recorded under the same lock, so a ledger entry newer than the
+newest publish always names that publish's version. The run then decides each pair from
+versions (`counts_assets.core.delivery.plan`). Nothing depends on a cursor that could move past
+work: an outage, a stopped daemon, a crashed run or a briefly broken org file only delay a
+pair. The cursor keeps small per-org facts (place and org file last seen, refusals, the last
+request). One delivery run per org at a time; a run that failed is requested again after
+`COUNTS_DELIVERY_RETRY_MINUTES`, one that succeeded with more pairs left at once. A pair
+published by a run that ended before recording it (cancelled, or its process lost) is recorded
+from its publish journal, and so becomes a candidate too."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections import defaultdict
+from dataclasses import asdict, dataclass, field, fields
+
+import dagster as dg
+
+from counts_assets.core.delivery.plan import DIVERGED, REFUSED, org_fingerprint
+from counts_assets.core.files.periods import may_have_file, period_label
+from counts_assets.defs.delivery.jobs import delivery_job, redelivery_job
+from counts_assets.defs.delivery.ledger import (
+    delivered_ids,
+    ledger_key,
+)
+from counts_assets.defs.delivery.recovery import sweep_journals
+from counts_assets.defs.delivery.resources import DeliveryResource
+from counts_assets.defs.shared.cadence import DAILY, MONTHLY
+from counts_assets.defs.shared.records import latest_ids, metadata_of
+from counts_assets.defs.shared.resources import ExportFiles, OrgRegistry
+from counts_assets.defs.shared.runs import (
+    MORE_PENDING_TAG,
+    ORG_TAG,
+    PLACE_TAG,
+    in_flight_runs,
+    place_tag,
+    run_org,
+)
+
+RUN_KEY_TAG = "dagster/run_key"  # Dagster's tag naming the run request a run came from
+# The sensor is the retry loop of delivery (a pending pair is requested again), so Dagster's
+# run retries would only repeat a refusal or hammer a target that is down.
+NO_RUN_RETRIES = {"dagster/max_retries": "0"}
+# Waiting pairs are announced in the UI a bounded number per tick, the rest on later ticks.
+MAX_ANNOUNCED_PER_TICK = 1000
+# Ledger records read per tick, per ledger and kind: a year of a fleet's entries is learned
+# over a few ticks, never in one long one.
+LEARNED_PER_TICK = 5000
+
+
+@dataclass
+class DeliveryState:
+    """What the sensor remembers between ticks (all of it small, per org)."""
+
+    places: dict[str, str] = field(default_factory=dict)
+    place_since: dict[str, int] = field(default_factory=dict)
+    settling: list[str] = field(default_factory=list)  # orgs whose place changed, old runs on
+    org_files: dict[str, str] = field(default_factory=dict)
+    refused: dict[str, list] = field(default_factory=dict)  # "cadence|partition" -> [id, org file]
+    diverged: dict[str, int] = field(default_factory=dict)  # "cadence|partition" -> storage id
+    learned_up_to: dict[str, int] = field(default_factory=dict)  # per ledger and kind of record
+    requested: dict[str, list] = field(default_factory=dict)  # org -> [epoch, newest id, run key]
+    announced: dict[str, int] = field(default_factory=dict)  # org -> newest waiting id shown
+
+    @classmethod
+    def load(cls, cursor: str | None) -> DeliveryState:
+        if not cursor:
+            return cls()
+        known = {f.name for f in fields(cls)}
+        state = cls(**{k: v for k, v in json.loads(cursor).items() if k in known})
+        # A cursor of an earlier version kept a refusal's storage id alone (no org file: such
+        # a refusal is tried once more) and a request's batch size instead of its run key.
+        state.refused = {k: v if isinstance(v, list) else [v, ""] for k, v in state.refused.items()}
+        state.requested = {
+            k: v if isinstance(v[2], str) else [v[0], v[1], ""] for k, v in state.requested.items()
+        }
+        return state
+
+    def dump(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class PendingPair:
+    cadence: str
+    partition: str
+    period: str
+    newest_id: int  # the newest record that makes it a candidate: its publish, or an audit
+
+
+def _learn_from_the_ledger(instance: dg.DagsterInstance, state: DeliveryState) -> None:
+    """Reads the ledgers' records written since the last tick, at most LEARNED_PER_TICK of
+    each kind per ledger (the rest at the next ticks): refusals (observations), and pairs
+    whose newest entry says the place does not hold them (`diverged`: found by the audit, or
+    left half renamed by a broken connection). Each ledger and kind keeps its own cursor, so
+    nothing is skipped; a lost cursor means reading them all again."""
+    for cadence in (DAILY, MONTHLY):
+        for kind, fetch in (
+            ("observations", instance.fetch_observations),
+            ("materializations", instance.fetch_materializations),
+        ):
+            name = f"{ledger_key(cadence).to_user_string()} {kind}"
+            after = state.learned_up_to.get(name, 0)
+            result = fetch(
+                dg.AssetRecordsFilter(asset_key=ledger_key(cadence), after_storage_id=after),
+                limit=LEARNED_PER_TICK,
+                ascending=True,
+            )
+            for record in result.records:
+                key = f"{cadence.name}|{record.partition_key}"
+                metadata = metadata_of(record)
+                status = metadata.get("status")
+                if kind == "observations" and status == REFUSED:
+                    state.refused[key] = [record.storage_id, metadata.get("org_file", "")]
+                elif kind == "materializations" and status == DIVERGED:
+                    state.diverged[key] = record.storage_id
+                elif kind == "materializations":
+                    state.diverged.pop(key, None)
+                after = record.storage_id
+            state.learned_up_to[name] = after
+
+
+def storage_ids(instance: dg.DagsterInstance) -> dict[str, tuple[dict, dict]]:
+    """Per cadence: newest publish and newest ledger entry of every partition (storage ids)."""
+    return {
+        cadence.name: (
+            dict(latest_ids(instance, cadence.summary)),
+            delivered_ids(instance, cadence),
+        )
+        for cadence in (DAILY, MONTHLY)
+    }
+
+
+def pending_pairs(
+    ids: dict[str, tuple[dict, dict]],
+    state: DeliveryState,
+    orgs: dict,
+    now: dt.datetime,
+) -> dict[str, list[PendingPair]]:
+    """Candidates by org: published after their last ledger entry, that entry older than the
+    org's place, or saying the place does not hold the pair (`diverged`). Periods before
+    share_from or not yet ended, unregistered orgs and refused pairs are left out (they wait,
+    nothing is dropped)."""
+    pending: dict[str, list[PendingPair]] = defaultdict(list)
+    for cadence in (DAILY, MONTHLY):
+        published, delivered = ids[cadence.name]
+        for partition, published_id in published.items():
+            period_text, _, org_id = partition.partition("|")
+            org = orgs.get(org_id)
+            if org is None:
+                continue  # not registered (or its file is invalid): it waits, history kept
+            key = f"{cadence.name}|{partition}"
+            delivered_id = delivered.get(partition, 0)
+            if (
+                delivered_id > published_id
+                and delivered_id > state.place_since.get(org_id, 0)
+                and delivered_id > state.diverged.get(key, 0)
+            ):
+                continue
+            start = dt.date.fromisoformat(period_text)
+            if not may_have_file(org, start, cadence.monthly, now):
+                continue  # before share_from, or not yet ended: no file
+            refused_id, refused_under = state.refused.get(key, (0, ""))
+            if refused_id > published_id and refused_under == org_fingerprint(org):
+                continue  # refused until it is published anew or its org file changes
+            pending[org_id].append(
+                PendingPair(
+                    cadence.name,
+                    partition,
+                    period_label(start, cadence.monthly),
+                    max(published_id, state.diverged.get(key, 0)),
+                )
+            )
+    return pending
+
+
+def _note_changes(
+    state: DeliveryState, places: dict, orgs: dict, newest: int, in_flight: list
+) -> None:
+    """A changed place makes the org's pairs candidates there. Runs still sending to the old
+    place write entries for it after the change: until none is in flight, each tick moves the
+    org's `place_since` past every entry written so far (the runs in flight are read before
+    the storage ids, so the last move covers every entry of a run that ended). A changed org
+    file voids its refusals. Either way the org is due at once."""
+    old_place_runs = {
+        run_org(run)
+        for run in in_flight
+        if run.tags.get(PLACE_TAG) != place_tag(places.get(run_org(run) or "", ""))
+    }
+    for org_id, place in places.items():
+        if state.places.get(org_id, place) != place:
+            state.requested.pop(org_id, None)
+            if org_id not in state.settling:
+                state.settling.append(org_id)
+        if org_id in state.settling:
+            state.place_since[org_id] = newest
+            if org_id not in old_place_runs:
+                state.settling.remove(org_id)
+        state.places[org_id] = place
+        fingerprint = org_fingerprint(orgs[org_id])
+        if state.org_files.get(org_id, fingerprint) != fingerprint:
+            state.requested.pop(org_id, None)
+        state.org_files[org_id] = fingerprint
+
+
+def _last_run_outcome(instance: dg.DagsterInstance, run_key: str) -> dg.DagsterRun | None:
+    runs = instance.get_runs(filters=dg.RunsFilter(tags={RUN_KEY_TAG: run_key}), limit=1)
+    return runs[0] if runs else None
+
+
+def _due(
+    instance: dg.DagsterInstance, last: list | None, newest_pair: int, now: float, retry: float
+) -> bool:
+    """Never requested, something newer published, the retry interval passed, or the last run
+    succeeded and stopped at its batch limit. A run that failed waits the interval, whatever
+    its batch size."""
+    if last is None:
+        return True
+    requested_at, newest_requested, run_key = last
+    if newest_pair > newest_requested or now - requested_at >= retry:
+        return True
+    run = _last_run_outcome(instance, run_key) if run_key else None
+    return (
+        run is not None
+        and run.status == dg.DagsterRunStatus.SUCCESS
+        and run.tags.get(MORE_PENDING_TAG) == "true"
+    )
+
+
+@dg.sensor(
+    name="delivery_sensor",
+    minimum_interval_seconds=30,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    job=delivery_job,
+    description="Finds every published pair not yet delivered to the current target and "
+    "launches one delivery run per organization for a batch of them; a pair stays pending, "
+    "and is requested again, until the ledger records it delivered.",
+)
+def delivery_sensor(
+    context: dg.SensorEvaluationContext,
+    delivery: DeliveryResource,
+    org_registry: OrgRegistry,
+    export_files: ExportFiles,
+):
+    instance = context.instance
+    state = DeliveryState.load(context.cursor)
+    orgs = org_registry.load().orgs
+    recovered = sweep_journals(
+        instance,
+        export_files.store("delivery_sensor"),
+        sorted(orgs),
+        context.log,
+        "delivery_sensor",
+        instance.report_runless_asset_event,
+    )
+    if recovered:
+        context.log.info(f"{recovered} pairs recorded from their publish journals")
+    _learn_from_the_ledger(instance, state)
+    # Runs in flight are read before the storage ids: an entry an old-place run writes after
+    # this tick's ids is covered by the next tick, when the run is still in flight.
+    in_flight = [
+        run for job in (delivery_job, redelivery_job) for run in in_flight_runs(instance, job.name)
+    ]
+    ids = storage_ids(instance)
+    newest = max((i for maps in ids.values() for m in maps for i in m.values()), default=0)
+    places = {org_id: delivery.place(org.remote_dir) for org_id, org in orgs.items()}
+    newest = max(newest, *state.learned_up_to.values(), 0)
+    _note_changes(state, places, orgs, newest, in_flight)
+    now_utc = dt.datetime.now(dt.UTC)
+    pending = pending_pairs(ids, state, orgs, now_utc)
+    busy = {run_org(run) for run in in_flight}
+    now = time.time()
+    requests, events = [], []
+    for org_id, pairs in sorted(pending.items()):
+        blocked = orgs[org_id].delivery_blocked(now_utc)
+        if blocked:
+            shown = state.announced.get(org_id, 0)
+            room = MAX_ANNOUNCED_PER_TICK - len(events)
+            fresh = sorted((p for p in pairs if p.newest_id > shown), key=lambda p: p.newest_id)[
+                : max(room, 0)
+            ]
+            events += [
+                dg.AssetObservation(
+                    asset_key=ledger_key(DAILY if p.cadence == "daily" else MONTHLY),
+                    partition=p.partition,
+                    metadata={"status": "waiting", "reason": blocked},
+                )
+                for p in fresh
+            ]
+            if fresh:
+                state.announced[org_id] = max(p.newest_id for p in fresh)
+                context.log.info(f"{org_id}: {len(pairs)} pairs wait: {blocked}")
+            continue
+        if org_id in busy:
+            continue
+        newest_pair = max(p.newest_id for p in pairs)
+        if not _due(
+            instance, state.requested.get(org_id), newest_pair, now, delivery.retry_minutes * 60
+        ):
+            continue
+        run_key = f"{org_id}|{int(now)}"
+        state.requested[org_id] = [now, newest_pair, run_key]
+        requests.append(
+            dg.RunRequest(
+                run_key=run_key,
+                run_config=dg.RunConfig(
+                    ops={
+                        "deliver_pairs": {
+                            "config": {
+                                "org_id": org_id,
+                                "place_since": state.place_since.get(org_id, 0),
+                            }
+                        }
+                    }
+                ),
+                tags={ORG_TAG: org_id, PLACE_TAG: place_tag(places[org_id]), **NO_RUN_RETRIES},
+            )
+        )
+    if requests:
+        context.log.info(
+            f"{sum(len(p) for p in pending.values())} pairs to look at; "
+            f"{len(requests)} delivery runs requested"
+        )
+    return dg.SensorResult(run_requests=requests, asset_events=events, cursor=state.dump())

@@ -1,1 +1,0 @@
-"""The two 211 Counts files: building, CSV formatting, publishing."""

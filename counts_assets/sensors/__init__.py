@@ -1,1 +1,0 @@
-"""Sensors: the org registry and delivery."""
