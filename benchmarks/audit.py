@@ -49,7 +49,7 @@ def periods(days: int) -> list[tuple[object, str, str]]:
     return out
 
 
-def deliver_directly(instance, export_dir: Path, base: Path, place_of, orgs, days) -> int:
+def deliver_directly(instance, export_dir: Path, base: Path, destination_of, orgs, days) -> int:
     """Publishes, records, copies to the server and records the ledger, as a delivery would."""
     store = PairStore(export_dir)
     pairs = 0
@@ -70,7 +70,7 @@ def deliver_directly(instance, export_dir: Path, base: Path, place_of, orgs, day
                         },
                     )
                 )
-                pair.recorded()
+                pair.drop_journal()
             for kind in ("needs", "summary"):
                 shutil.copy(files[kind].path, base / org / files[kind].path.name)
             instance.report_runless_asset_event(
@@ -79,7 +79,7 @@ def deliver_directly(instance, export_dir: Path, base: Path, place_of, orgs, day
                     partition=partition,
                     metadata={
                         "status": "delivered",
-                        "target": place_of(org),
+                        "target": destination_of(org),
                         "summary_sha256": files["summary"].sha256,
                         "needs_sha256": files["needs"].sha256,
                     },
@@ -126,7 +126,7 @@ def main() -> None:
                     instance,
                     export_dir,
                     base,
-                    lambda org: delivery.place(org),
+                    lambda org: delivery.destination(org),
                     orgs,
                     args.days,
                 )

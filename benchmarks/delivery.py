@@ -92,7 +92,7 @@ def publish_all(instance, export_dir: Path, orgs: list[str], days: int) -> list[
                         },
                     )
                 )
-                pair.recorded()
+                pair.drop_journal()
             published += [(org, files["needs"].path), (org, files["summary"].path)]
     return published
 

@@ -63,9 +63,10 @@ def org_files(directory: Path, count: int, share_from: dt.date = FIRST) -> dict[
 
 def reference(work: Path, days: int) -> dict:
     """The platform's own rules with no Dagster: one read per org for the whole range."""
-    from counts_assets.core.exports.run import run_exports
+    from counts_assets.core.exports.run import build_run, publish_pairs
     from counts_assets.core.files.periods import plan_targets
     from counts_assets.core.orgs.registry import load_registry
+    from counts_assets.core.pairs.store import PairStore
     from counts_assets.core.source.reader import SourceStore, source_engine
 
     registry = load_registry(work / "orgs", FIRST)
@@ -76,7 +77,9 @@ def reference(work: Path, days: int) -> dict:
     for org in registry.orgs.values():
         targets, _ = plan_targets([(org.id, s) for s in starts], {org.id: org}, monthly=False)
         tables = store.read(org, targets[0].first_day, targets[-1].last_day)
-        outcome = run_exports(tables, {org.id: org}, targets, work / "reference")
+        outcome = build_run(tables, {org.id: org}, targets)
+        for _ in publish_pairs(outcome, PairStore(work / "reference")):
+            pass
         assert not outcome.failed, outcome.failed
     return {"seconds": time.perf_counter() - started}
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
+from counts_assets.core.exports.run import RunOutcome, build_run, publish_pairs
+from counts_assets.core.files.periods import Target
 from counts_assets.core.orgs.models import Organization
-from counts_assets.core.source.tables import ANSWER_COLUMNS, RECORD_COLUMNS
+from counts_assets.core.pairs.store import PairStore
+from counts_assets.core.source.tables import ANSWER_COLUMNS, RECORD_COLUMNS, SourceTables
 
 
 def make_org(**overrides: Any) -> Organization:
@@ -46,3 +50,13 @@ def targets(periods: list[tuple[str, str, str]], org_id: str = "testorg") -> pd.
         columns=["org_id", "period", "first_day", "last_day"],
         dtype=object,
     )
+
+
+def publish_run(
+    source: SourceTables, orgs: dict[str, Organization], targets: list[Target], export_dir: Path
+) -> RunOutcome:
+    """Build, validate and publish a run's pairs as an export run does, with nothing recorded."""
+    outcome = build_run(source, orgs, targets)
+    for _ in publish_pairs(outcome, PairStore(export_dir)):
+        pass
+    return outcome

@@ -1,4 +1,4 @@
-"""Proof of delivery (§6): what a place holds, named against the ledger and every publish."""
+"""Proof of delivery (§6): what a destination holds, named against the ledger and every publish."""
 
 from __future__ import annotations
 

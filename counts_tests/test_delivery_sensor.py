@@ -338,31 +338,6 @@ def test_a_thousand_pending_pairs_go_out_in_bounded_batches(tmp_path):
         assert runs == sum(-(-n // 150) for n in per_org.values())
 
 
-def test_deliveries_recorded_per_file_by_earlier_versions_still_count(sftp_platform):
-    platform, base = sftp_platform
-    assert platform.run("daily_export_job", DAY).success
-    target = platform.resources["delivery"].target().describe()
-    (pair,) = events(platform, "daily_summary_file", DAY)
-    for kind, sha256 in (("summary", pair["sha256"]), ("needs", pair["needs_sha256"])):
-        platform.instance.report_runless_asset_event(
-            dg.AssetMaterialization(
-                f"daily_{kind}_delivery",
-                partition=DAY,
-                metadata={
-                    "status": "delivered",
-                    "target": target,
-                    "location": f"{target}/testorg/testorg_daily_2026-03-08_{kind}.csv",
-                    "sha256": sha256,
-                },
-            )
-        )
-    assert tick(platform) == []  # already at this place: nothing to send
-    platform.set_delivery(url=platform.resources["delivery"].url + "-elsewhere")
-    (base.parent / f"{base.name}-elsewhere").mkdir()
-    (request,) = tick(platform)  # a new place: pending there
-    assert sent_by(*deliver(platform, [request])) == [f"daily/{DAY}"]
-
-
 def test_a_publish_cut_before_it_was_recorded_is_recorded_and_sent_by_the_next_delivery(
     sftp_platform,
 ):
@@ -429,7 +404,7 @@ def test_the_health_view_shows_each_org_at_a_glance(sftp_platform):
     def health(now):
         registry = platform.resources["org_registry"].load()
         rows = fleet_health(
-            platform.instance, registry, now, lambda org: delivery.place(org.remote_dir)
+            platform.instance, registry, now, lambda org: delivery.destination(org.remote_dir)
         )
         return {r.org_id: r for r in rows}
 
@@ -439,7 +414,7 @@ def test_the_health_view_shows_each_org_at_a_glance(sftp_platform):
     before = health(march_9)
     assert before["testorg"].held_through == "-"
     problems = health(an_hour_on)["testorg"].problem.split("; ")
-    assert "not at the place: 2 days: 2026-03-07 .. 2026-03-08" in problems
+    assert "not at the destination: 2 days: 2026-03-07 .. 2026-03-08" in problems
     deliver(platform, tick(platform))
     after = health(march_9)
     assert after["testorg"].fine and after["testorg"].held_through == "2026-03-08"
@@ -535,11 +510,11 @@ def test_a_full_server_disk_fails_the_run_at_once_naming_org_period_and_path(sft
             handle.write(b"x" * 100_000)  # the server's disk is full
         (request,) = tick(platform)
         (result,) = deliver(platform, [request], succeed=False)
-    place = platform.resources["delivery"].place("testorg")
+    destination = platform.resources["delivery"].destination("testorg")
     temp = f"{folder}/.testorg_daily_2026-03-08_needs.csv.part"
     assert step_failure(result) == (
         "testorg: 0 pairs delivered, 1 not; they stay pending and are requested again.\n"
-        f"testorg 2026-03-08 to {place}: the server could not write {temp}: its disk is full "
+        f"testorg 2026-03-08 to {destination}: the server could not write {temp}: its disk is full "
         f"or its folder is read-only; make room or fix the server's storage under {base}"
     )
     logged = [e.user_message for e in platform.instance.all_logs(result.run_id)]

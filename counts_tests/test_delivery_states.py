@@ -1,4 +1,4 @@
-"""Delivery that matches the recipient (§6): pending compares versions and places, periods
+"""Delivery that matches the recipient (§6): pending compares versions and destinations, periods
 without a file are never pending, re-requests follow outcomes, every wait is bounded, a
 permission revoked mid-run stops the run, re-delivery on request. Real instance, real sshd,
 real processes; each case counts what the recipient holds."""
@@ -47,8 +47,8 @@ def step_failure(result) -> str:
 def test_a_target_changed_while_a_run_sends_gets_every_pair(
     sftp_platform, sftp_server, monkeypatch
 ):
-    """COUNTS_DELIVERY_URL changes while a run sends to the old place: the entries that run
-    writes afterwards name the old place, and every pair still goes to the new one."""
+    """COUNTS_DELIVERY_URL changes while a run sends to the old destination: the entries that run
+    writes afterwards name the old destination, and every pair still goes to the new one."""
     platform, base = sftp_platform
     assert platform.run("daily_export_job", "2026-03-07|testorg", "2026-03-10|testorg").success
     (request,) = tick(platform)
@@ -333,19 +333,6 @@ def test_an_operator_sends_chosen_periods_again_with_a_reason(sftp_platform):
     assert tick(platform) == []  # nothing else changed
 
 
-def test_a_sensor_cursor_of_the_earlier_version_still_reads(sftp_platform):
-    """Upgrading: the cursor kept refusals as a storage id and requests with a batch size."""
-    platform, base = sftp_platform
-    assert platform.run("daily_export_job", DAY).success
-    platform.cursor = (
-        '{"places":{},"place_since":{},"org_files":{},"org_since":{},'
-        '"refused":{"daily|2026-03-01|testorg":5},"observed_up_to":0,'
-        '"requested":{"otherorg":[1.0,3,500]},"announced":{}}'
-    )
-    deliver(platform, tick(platform))
-    assert remote_files(base) == local_files(platform)
-
-
 def test_a_refusal_made_again_under_a_new_org_file_settles(sftp_platform):
     """Refused, then the org file changes (the refusal is void: tried again), then refused
     again: it waits for a new publish, and no run is requested for it again and again."""
@@ -366,7 +353,7 @@ def test_a_refusal_made_again_under_a_new_org_file_settles(sftp_platform):
     assert remote_files(base) == {}
 
 
-def test_a_place_changed_and_changed_back_leaves_nothing_to_do(sftp_platform, sftp_server):
+def test_a_destination_changed_and_changed_back_leaves_nothing_to_do(sftp_platform, sftp_server):
     platform, base = sftp_platform
     assert platform.run("daily_export_job", "2026-03-07|testorg", "2026-03-09|testorg").success
     deliver(platform, tick(platform))

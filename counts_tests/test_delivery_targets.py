@@ -13,7 +13,7 @@ import paramiko
 import pytest
 
 from counts_assets.core.delivery.retry import RetryPolicy, Session, with_retries
-from counts_assets.core.delivery.targets import DeliveryError, OutboxTarget, contained_path, deliver
+from counts_assets.core.delivery.targets import DeliveryError, OutboxTarget, contained_path
 from counts_assets.defs.delivery.resources import DeliveryConfigError, target_from_url
 from counts_tests.mounts import tmpfs
 from counts_tests.sftp_server import keygen
@@ -23,7 +23,13 @@ CONTENT = b"Call Date,Total Calls,Total Services,Report Version\n2026-10-15,3,1,
 NAME = "gateway211_daily_2026-10-15_summary.csv"
 
 
-def deliver_with_retries(target, remote_dir, name, content, policy, log, sleep=time.sleep):
+def send_one(target, remote_dir, name, content):
+    """One file over its own connection, as a delivery run sends a pair's files."""
+    with target.connect() as connection:
+        return connection.send(remote_dir, [(name, content)])[0]
+
+
+def send_with_retries(target, remote_dir, name, content, policy, log, sleep=time.sleep):
     """One file sent with the run's retries, over one session."""
     with Session(target) as session:
         return with_retries(
@@ -45,7 +51,7 @@ def every_file(folder):
 
 
 def test_sftp_delivery_is_byte_identical_with_no_temporary_file_left(sftp_server, sftp_base):
-    receipt = deliver(sftp_target(sftp_server, sftp_base), "gateway211", NAME, CONTENT)
+    receipt = send_one(sftp_target(sftp_server, sftp_base), "gateway211", NAME, CONTENT)
     assert (sftp_base / "gateway211" / NAME).read_bytes() == CONTENT
     assert every_file(sftp_base) == [f"gateway211/{NAME}"]
     assert receipt.sha256 == hashlib.sha256(CONTENT).hexdigest() and receipt.size == len(CONTENT)
@@ -54,15 +60,15 @@ def test_sftp_delivery_is_byte_identical_with_no_temporary_file_left(sftp_server
 
 def test_new_content_replaces_the_remote_file(sftp_server, sftp_base):
     target = sftp_target(sftp_server, sftp_base)
-    deliver(target, "gateway211", NAME, CONTENT)
-    deliver(target, "gateway211", NAME, CONTENT + b"2026-10-15,1,0,v3\n")
+    send_one(target, "gateway211", NAME, CONTENT)
+    send_one(target, "gateway211", NAME, CONTENT + b"2026-10-15,1,0,v3\n")
     assert (sftp_base / "gateway211" / NAME).read_bytes().endswith(b"v3\n")
     assert every_file(sftp_base) == [f"gateway211/{NAME}"]
 
 
 def _refused(target, sleeps, content=CONTENT):
     with pytest.raises(DeliveryError) as error:
-        deliver_with_retries(
+        send_with_retries(
             target,
             "gateway211",
             NAME,
@@ -115,7 +121,7 @@ def test_missing_base_folder_is_a_permanent_error(sftp_server, sftp_base):
 def test_hostile_remote_dir_cannot_leave_the_base(sftp_server, sftp_base, remote_dir):
     outside = sftp_base.parent / "escape"
     with pytest.raises(DeliveryError) as error:
-        deliver(sftp_target(sftp_server, sftp_base), remote_dir, NAME, CONTENT)
+        send_one(sftp_target(sftp_server, sftp_base), remote_dir, NAME, CONTENT)
     message = str(error.value)
     assert "would leave the delivery base" in message
     assert not outside.exists() and every_file(sftp_base) == []
@@ -131,7 +137,7 @@ def test_target_down_then_up_delivers_once(sftp_server, sftp_base):
     logged: list[str] = []
     threading.Timer(1.5, sftp_server.start).start()
     try:
-        receipt = deliver_with_retries(
+        receipt = send_with_retries(
             sftp_target(sftp_server, sftp_base, timeout=2),
             "gateway211",
             NAME,
@@ -162,7 +168,7 @@ def test_connection_cut_mid_upload_leaves_nothing_half_written(sftp_server, sftp
             seen_between_attempts.append(every_file(sftp_base))
             assert not final.exists()
 
-        receipt = deliver_with_retries(
+        receipt = send_with_retries(
             sftp_target(sftp_server, sftp_base, known_hosts=known, port=proxy.port),
             "gateway211",
             NAME,
@@ -181,11 +187,11 @@ def test_connection_cut_mid_upload_leaves_nothing_half_written(sftp_server, sftp
 def test_outbox_delivery(tmp_path):
     (tmp_path / "outbox").mkdir()
     target = OutboxTarget(tmp_path / "outbox")
-    receipt = deliver(target, "gateway211", NAME, CONTENT)
+    receipt = send_one(target, "gateway211", NAME, CONTENT)
     assert (tmp_path / "outbox" / "gateway211" / NAME).read_bytes() == CONTENT
     assert receipt.location == f"file://{tmp_path}/outbox/gateway211/{NAME}"
     with pytest.raises(DeliveryError):
-        deliver(target, "../x", NAME, CONTENT)
+        send_one(target, "../x", NAME, CONTENT)
     assert every_file(tmp_path) == [f"outbox/gateway211/{NAME}"]
 
 
@@ -230,7 +236,7 @@ def test_read_only_server_folder_is_a_permanent_error_naming_the_path(
 
 def test_a_missing_outbox_is_an_error_not_a_new_folder(tmp_path):
     with pytest.raises(DeliveryError) as error:
-        deliver(OutboxTarget(tmp_path / "typo" / "outbox"), "gateway211", NAME, CONTENT)
+        send_one(OutboxTarget(tmp_path / "typo" / "outbox"), "gateway211", NAME, CONTENT)
     assert error.value.transient is False and "does not exist" in str(error.value)
     assert every_file(tmp_path) == [] and not (tmp_path / "typo").exists()
 
@@ -240,7 +246,7 @@ def test_a_link_out_of_the_outbox_is_refused(tmp_path):
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "outbox" / "gateway211").symlink_to(tmp_path / "elsewhere")
     with pytest.raises(DeliveryError, match="a link leads out of the outbox"):
-        deliver(OutboxTarget(tmp_path / "outbox"), "gateway211", NAME, CONTENT)
+        send_one(OutboxTarget(tmp_path / "outbox"), "gateway211", NAME, CONTENT)
     assert every_file(tmp_path / "elsewhere") == []
 
 
@@ -267,7 +273,7 @@ def test_a_server_that_never_answers_is_named_with_the_time_waited_and_retried(
         )
         logged: list[str] = []
         with pytest.raises(DeliveryError) as error:
-            deliver_with_retries(
+            send_with_retries(
                 sftp_target(sftp_server, "/incoming", known_hosts=known, port=port, timeout=1),
                 "gateway211",
                 NAME,
@@ -320,7 +326,7 @@ def test_a_temporary_file_gone_before_its_rename_is_retried_not_called_a_missing
 
     monkeypatch.setattr(paramiko.SFTPClient, "posix_rename", taken_first)
     logged: list[str] = []
-    receipt = deliver_with_retries(
+    receipt = send_with_retries(
         sftp_target(sftp_server, sftp_base),
         "gateway211",
         NAME,

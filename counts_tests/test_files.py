@@ -6,11 +6,10 @@ import datetime as dt
 
 import pandas as pd
 
-from counts_assets.core.exports.run import run_exports
 from counts_assets.core.files.csv_format import csv_lines, header_line
 from counts_assets.core.files.periods import Target
 from counts_assets.core.source.tables import NEED_COLUMNS, REFERRAL_COLUMNS, SourceTables
-from counts_tests.factories import answers_frame, make_org, records_frame
+from counts_tests.factories import answers_frame, make_org, publish_run, records_frame
 
 DAY = dt.date(2026, 10, 15)
 
@@ -25,7 +24,7 @@ def _run(tmp_path, rows, needs=(), referrals=(), answers=(), org=None):
             [("testorg", *r) for r in referrals], columns=REFERRAL_COLUMNS, dtype=object
         ),
     )
-    outcome = run_exports(source, {org.id: org}, [Target(org.id, "2026-10-15", DAY, DAY)], tmp_path)
+    outcome = publish_run(source, {org.id: org}, [Target(org.id, "2026-10-15", DAY, DAY)], tmp_path)
     assert outcome.failed == {}
     folder = tmp_path / "testorg" / "daily"
     return (

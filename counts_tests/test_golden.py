@@ -9,10 +9,10 @@ import uuid
 
 import pytest
 
-from counts_assets.core.exports.run import run_exports
 from counts_assets.core.files.periods import plan_targets
 from counts_assets.core.orgs.registry import load_registry
 from counts_assets.defs.exports.resources import SourceReader
+from counts_tests.factories import publish_run
 from counts_tests.golden_store import GOLDEN_DIR, build_golden_store, write_org_files
 from counts_tests.store import sqlite_url
 
@@ -35,7 +35,7 @@ def _export(golden, starts: list[dt.date], monthly: bool):
     targets, skipped = plan_targets([("testorg", s) for s in starts], orgs, monthly)
     first = min(t.first_day for t in targets)
     last = max(t.last_day for t in targets)
-    outcome = run_exports(reader.read(orgs["testorg"], first, last), orgs, targets, export_dir)
+    outcome = publish_run(reader.read(orgs["testorg"], first, last), orgs, targets, export_dir)
     return outcome, skipped, export_dir
 
 

@@ -1,4 +1,4 @@
-"""Is every centre fine? The health view judged from what is due, made, held at the place and
+"""Is every centre fine? The health view judged from what is due, made, held at the destination and
 failed: its rules directly, then each case through real runs, deliveries and a real instance."""
 
 from __future__ import annotations
@@ -95,13 +95,13 @@ def test_a_due_day_without_a_pair_is_a_gap_once_it_is_due_for_an_hour_and_no_run
     assert judge(chicago, running, due, late, GRACE).fine
 
 
-def test_a_pair_not_at_the_place_is_not_fine_unless_it_waits_for_permission():
+def test_a_pair_not_at_the_destination_is_not_fine_unless_it_waits_for_permission():
     due = {False: [dt.date(2026, 3, 8)], True: []}
     states = _states({dt.date(2026, 3, 8): PeriodState(made_at=MADE)})
     just_made = MADE + dt.timedelta(minutes=5)
     assert judge(org(), states, due, just_made, GRACE).fine  # being delivered
     verdict = judge(org(), states, due, APRIL_1, GRACE)
-    assert verdict.problems == ["not at the place: 1 day: 2026-03-08"]
+    assert verdict.problems == ["not at the destination: 1 day: 2026-03-08"]
     unsigned = org(permission=None)
     waiting = judge(unsigned, states, due, APRIL_1, GRACE)
     assert waiting.fine and waiting.notes[0].startswith("1 pairs wait for permission (")
@@ -130,7 +130,7 @@ def health(platform, now: dt.datetime = APRIL_1) -> dict:
     registry = platform.resources["org_registry"].load()
     delivery = platform.resources["delivery"]
     rows = fleet_health(
-        platform.instance, registry, now, lambda o: delivery.place(o.remote_dir), GRACE, FIRST
+        platform.instance, registry, now, lambda o: delivery.destination(o.remote_dir), GRACE, FIRST
     )
     print("\n".join(report(rows)))  # the view, in the test log
     return {r.org_id: r for r in rows}
@@ -402,7 +402,7 @@ def test_the_facts_cache_changes_no_answer_and_a_broken_one_is_ignored(platform,
                 platform.instance,
                 registry,
                 APRIL_1,
-                lambda o: delivery.place(o.remote_dir),
+                lambda o: delivery.destination(o.remote_dir),
                 GRACE,
                 FIRST,
                 cache_dir=cache_dir,

@@ -38,7 +38,7 @@ def contents(tag: str) -> dict[str, tuple[bytes, int]]:
 def publish(root: Path, tag: str) -> None:
     with PairStore(root).locked(ORG, DAY) as pair:
         pair.publish(contents(tag))
-        pair.recorded()
+        pair.drop_journal()
 
 
 def on_disk(root: Path) -> dict[str, bytes]:
@@ -73,7 +73,7 @@ CHILD = textwrap.dedent(
     store.os.replace = replace
     with store.PairStore(root).locked("gatewayorg", "2026-10-15") as pair:
         pair.publish({"summary": (b"summary new\\n", 1), "needs": (b"needs new\\n", 1)})
-        pair.recorded()
+        pair.drop_journal()
     """
 )
 
@@ -102,7 +102,7 @@ def test_a_publish_killed_at_any_instant_is_repaired_by_the_next_look(
         assert (found.journal is not None) == journal_left
         if found.journal is not None:
             assert found.journal == found.version
-        pair.recorded()
+        pair.drop_journal()
     assert sorted(on_disk(tmp_path)) == [
         f"{ORG}_daily_{DAY}_needs.csv",
         f"{ORG}_daily_{DAY}_summary.csv",
@@ -122,7 +122,7 @@ PUBLISHER = textwrap.dedent(
         with PairStore(root).locked("gatewayorg", "2026-10-15") as pair:
             pair.publish({"summary": (f"summary {tag}\\n".encode(), 1),
                           "needs": (f"needs {tag}\\n".encode(), 1)})
-            pair.recorded()
+            pair.drop_journal()
     """
 )
 
@@ -211,7 +211,7 @@ def test_a_runs_pairs_are_published_in_batches_whose_locks_hold_until_recorded(t
         (ORG, str(day)): FileOutcome(Target(ORG, str(day), day, day), contents=contents(str(day)))
         for day in reversed(days)  # published in (org, period) order whatever the run's order
     }
-    book = tmp_path / ".pairs" / ORG / "daily"
+    control_dir = tmp_path / ".pairs" / ORG / "daily"
     seen = []
     for batch in publish_pairs(
         RunOutcome(Findings.concat([]), files), PairStore(tmp_path), per_batch=2
@@ -219,13 +219,16 @@ def test_a_runs_pairs_are_published_in_batches_whose_locks_hold_until_recorded(t
         periods = [result.target.period for result in batch]
         seen.append(periods)
         for period in periods:
-            assert (book / f"{period}.journal").exists()
-            with open(book / f"{period}.lock", "a+b") as lock, pytest.raises(BlockingIOError):
+            assert (control_dir / f"{period}.journal").exists()
+            with (
+                open(control_dir / f"{period}.lock", "a+b") as lock,
+                pytest.raises(BlockingIOError),
+            ):
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
     assert seen == [[str(d) for d in days[:2]], [str(d) for d in days[2:4]], [str(days[4])]]
-    assert not list(book.glob("*.journal"))
+    assert not list(control_dir.glob("*.journal"))
     for day in days:
-        with open(book / f"{day}.lock", "a+b") as lock:
+        with open(control_dir / f"{day}.lock", "a+b") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free again
         assert tag_of(on_disk_day(tmp_path, str(day))) == {str(day)}
 

@@ -7,13 +7,13 @@ import datetime as dt
 
 import pandas as pd
 
-from counts_assets.core.exports.run import build_run, publish_pairs, run_exports
+from counts_assets.core.exports.run import build_run, publish_pairs
 from counts_assets.core.files.layout import NEEDS_HEADER, SUMMARY_HEADER
 from counts_assets.core.files.periods import Target
 from counts_assets.core.pairs.store import PairStore
 from counts_assets.core.source.tables import SourceTables
 from counts_assets.core.validation.gate import validate_run
-from counts_tests.factories import make_org, records_frame, targets
+from counts_tests.factories import make_org, publish_run, records_frame, targets
 
 WINDOW = targets(
     [("2026-10-15", "2026-10-15", "2026-10-15"), ("2026-10-16", "2026-10-16", "2026-10-16")]
@@ -173,7 +173,7 @@ def test_duplicate_record_numbers_are_left_out_and_reported(tmp_path):
         needs=empty.needs,
         referrals=empty.referrals,
     )
-    outcome = run_exports(
+    outcome = publish_run(
         source, {org.id: org}, [Target("testorg", "2026-10-15", day, day)], tmp_path
     )
     assert outcome.failed == {}

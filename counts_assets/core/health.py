@@ -1,9 +1,9 @@
 """Is an organization fine? Dagster-free: from what is due (from share_from through the last
 period ended in its time zone plus the grace period) and the state of each due period (made,
-held at the current place, its latest run failed), the verdict, the first gap and what to do.
+held at the current destination, its latest run failed), the verdict, the first gap and what to do.
 
 A period that became due less than `SETTLE` ago, or whose run is in flight, is being made; a pair
-made less than `SETTLE` ago and not yet at the place is being delivered: neither is a gap (the
+made less than `SETTLE` ago and not yet at the destination is being delivered: neither is a gap (the
 schedules look every 15 minutes, the delivery sensor every 30 seconds)."""
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ class PeriodState:
     """What the instance knows of one period of an org."""
 
     made_at: dt.datetime | None = None  # when its newest record published a pair (None: no pair)
-    held: bool = False  # the current place holds that pair's version (the ledger says so)
+    held: bool = False  # the current destination holds that pair's version (the ledger says so)
     failed: bool = False  # its latest run failed, and no later run recorded it
     in_flight: bool = False  # a queued or running export run covers it
 
@@ -89,7 +89,7 @@ def judge(
 ) -> Verdict:
     """The verdict of one org: `states[monthly][period start]` for what is known of each period,
     `due[monthly]` the periods due. Not fine when a due period has no pair (a gap), a pair is
-    not at the place (permission in force), or a period's latest run failed."""
+    not at the destination (permission in force), or a period's latest run failed."""
     verdict = Verdict(fine=True)
     blocked = org.delivery_blocked(now)
     waiting = 0
@@ -124,7 +124,7 @@ def judge(
             verdict.to_do.append("read the failed run, fix its cause, run those periods again")
         if undelivered:
             verdict.problems.append(
-                f"not at the place: {_unit(monthly, len(undelivered))}: "
+                f"not at the destination: {_unit(monthly, len(undelivered))}: "
                 f"{spans(undelivered, monthly)}"
             )
             verdict.to_do.append("check the delivery runs and the target")

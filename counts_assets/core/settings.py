@@ -74,7 +74,7 @@ def delivery_attempts() -> int:
 
 
 def audit_days() -> int:
-    """How many past days of pairs `delivery_audit` reads back at each place."""
+    """How many past days of pairs `delivery_audit` reads back at each destination."""
     raw = os.environ.get("COUNTS_AUDIT_DAYS", str(DEFAULT_AUDIT_DAYS))
     try:
         value = int(raw)

@@ -26,7 +26,7 @@ from counts_assets.defs.health.view import fleet_health, health_cache, report
 from counts_assets.defs.shared.partitions import ORGS_PARTITION_SET, partition_key
 from counts_assets.defs.shared.runs import RANGE_END_TAG, RANGE_START_TAG
 from counts_assets.demo.store import apply_late_edits, generate_store
-from counts_assets.status import place_from_settings
+from counts_assets.status import destination_from_settings
 
 DEMO_FIRST = dt.date(2026, 8, 1)
 DEMO_LAST = dt.date(2026, 11, 24)
@@ -117,7 +117,7 @@ def show_health(instance: dg.DagsterInstance) -> None:
         instance,
         load_registry(settings.orgs_dir(), settings.first_date()),
         dt.datetime.now(dt.UTC),
-        place_from_settings(),
+        destination_from_settings(),
         cache_dir=health_cache(instance),
     )
     print("\nfleet_health (also in the UI, made again every hour):")

@@ -1,4 +1,4 @@
-"""Proof of delivery, Dagster-free: what a place holds for a pair, read back, against what the
+"""Proof of delivery, Dagster-free: what a destination holds for a pair, read back, against what the
 ledger says was delivered there and every version ever published."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ FOREIGN = "foreign"  # a file whose bytes were never published
 
 @dataclass(frozen=True)
 class Found:
-    """The SHA-256 of each file as read back from the place; None where there is no file."""
+    """The SHA-256 of each file as read back from the destination; None where there is no file."""
 
     summary_sha256: str | None
     needs_sha256: str | None
@@ -33,7 +33,7 @@ class Found:
 def audit_finding(
     found: Found, delivered: PairVersion | None, published: Iterable[PairVersion]
 ) -> str | None:
-    """What is wrong at the place, or None when it holds what the ledger says it was sent
+    """What is wrong at the destination, or None when it holds what the ledger says it was sent
     (`delivered`: None when the ledger says nothing is there, a period without a file).
     `published`: every version of the pair ever published, newest first."""
     if found.holds(delivered):

@@ -1,6 +1,6 @@
 """What a delivery run does with each pair, decided from versions, never from the order in which
 records were written: the newest published version of the pair against the version last
-delivered to the current place. Dagster-free, so the rules are tested directly."""
+delivered to the current destination. Dagster-free, so the rules are tested directly."""
 
 from __future__ import annotations
 
@@ -16,7 +16,9 @@ DELIVERED = "delivered"  # sent by the delivery run
 REDELIVERED = "redelivered"  # sent again on an operator's request
 UNCHANGED = "unchanged"  # made again with the same bytes: the recipient already holds them
 NO_FILE = "no_file"  # the period made no file: nothing to deliver
-DIVERGED = "diverged"  # the audit found the place does not hold what was delivered (repair on)
+DIVERGED = (
+    "diverged"  # the audit found the destination does not hold what was delivered (repair on)
+)
 # Observation on a ledger partition: the pair on disk is not the pair published, or fails
 # validation; it is not sent until published anew or its organization file changes.
 REFUSED = "refused"
@@ -32,12 +34,12 @@ class Published:
 
 @dataclass(frozen=True)
 class LedgerEntry:
-    """The newest ledger entry of a pair: what the place holds, as far as the ledger knows."""
+    """The newest ledger entry of a pair: what the destination holds, as far as the ledger knows."""
 
     storage_id: int
     status: str
     version: PairVersion | None
-    place: str
+    destination: str
     delivered_at: str = ""
 
 
@@ -60,25 +62,26 @@ def next_action(
     published: Published | None,
     delivered: LedgerEntry | None,
     refusal: Refusal | None,
-    place: str,
+    destination: str,
     org_file: str,
-    place_since: int = 0,
+    destination_since: int = 0,
 ) -> Action:
     """The one rule: a published pair is pending when the version last delivered to the current
-    place is not its newest version (or the place was found not to hold it). Entries that send
-    nothing (`unchanged`, `no_file`) keep the ledger level with what the sensor compares: the
-    newest publish, and `place_since`, the storage id up to which the sensor takes entries to
-    be about an earlier place (it finds work cheaply, from storage ids)."""
+    destination is not its newest version (or the destination was found not to hold it).
+    Entries that send nothing (`unchanged`, `no_file`) keep the ledger level with what the
+    sensor compares: the newest publish, and `destination_since`, the storage id up to which
+    the sensor takes entries to be about an earlier destination (it finds work cheaply, from
+    storage ids)."""
     if published is None:
         return Action.NOTHING
     behind = (
         delivered is None
         or delivered.storage_id < published.storage_id
-        or delivered.storage_id <= place_since
+        or delivered.storage_id <= destination_since
         or delivered.status == DIVERGED
     )
     if published.version is None:
-        if behind or delivered.place != place:
+        if behind or delivered.destination != destination:
             return Action.RECORD_NO_FILE
         return Action.NOTHING
     if (
@@ -90,7 +93,7 @@ def next_action(
     if (
         delivered is None
         or delivered.status == DIVERGED
-        or delivered.place != place
+        or delivered.destination != destination
         or delivered.version != published.version
     ):
         return Action.SEND

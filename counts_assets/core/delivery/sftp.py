@@ -231,7 +231,7 @@ class SftpConnection:
         )
 
     def fetch(self, remote_dir: str, name: str) -> bytes | None:
-        """The file as the place holds it, or None when there is none (the audit)."""
+        """The file as the destination holds it, or None when there is none (the audit)."""
         path = contained_path(self.settings.base, remote_dir, name)
         with self._bounded(f"reading {path}"), _translated_errors(self.settings):
             try:

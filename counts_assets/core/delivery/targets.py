@@ -38,7 +38,7 @@ class Connection(Protocol):
         ...
 
     def fetch(self, remote_dir: str, name: str) -> bytes | None:
-        """A file as the place holds it, or None when there is none."""
+        """A file as the destination holds it, or None when there is none."""
         ...
 
 
@@ -46,12 +46,6 @@ class DeliveryTarget(Protocol):
     def connect(self) -> contextlib.AbstractContextManager[Connection]: ...
 
     def describe(self) -> str: ...
-
-
-def deliver(target: DeliveryTarget, remote_dir: str, name: str, content: bytes) -> Receipt:
-    """One file over its own connection."""
-    with target.connect() as connection:
-        return connection.send(remote_dir, [(name, content)])[0]
 
 
 def contained_path(base: str, remote_dir: str, name: str) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -164,17 +163,4 @@ def publish_pairs(
             if batch:
                 yield batch
             for pair in handles:
-                pair.recorded()
-
-
-def run_exports(
-    source: SourceTables,
-    orgs: Mapping[str, Organization],
-    targets: list[Target],
-    export_dir: Path,
-) -> RunOutcome:
-    """Build, validate and publish, for callers with nothing to record (tests, benchmarks)."""
-    outcome = build_run(source, orgs, targets)
-    for _ in publish_pairs(outcome, PairStore(export_dir)):
-        pass  # nothing to record
-    return outcome
+                pair.drop_journal()

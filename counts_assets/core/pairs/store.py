@@ -145,9 +145,10 @@ class PairHandle:
     def __init__(self, store: PairStore, org_id: str, period: str) -> None:
         self.paths = {kind: file_path(store.root, org_id, period, kind) for kind in KINDS}
         self.folder = self.paths["summary"].parent
-        self.book = store.root / ".pairs" / self.folder.relative_to(store.root)
-        self.lock_path = self.book / f"{period}.lock"
-        self._journal = self.book / f"{period}.journal"
+        # The pair's lock and publish journal, out of the folder the recipient's files are in.
+        self.control_dir = store.root / ".pairs" / self.folder.relative_to(store.root)
+        self.lock_path = self.control_dir / f"{period}.lock"
+        self._journal = self.control_dir / f"{period}.journal"
         self._temps = {k: self.folder / f".{path.name}.part" for k, path in self.paths.items()}
         self.journal: PairVersion | None = None
 
@@ -182,7 +183,7 @@ class PairHandle:
             _write_synced(staged, json.dumps(version.__dict__).encode())
             os.replace(staged, self._journal)
             journalled = True
-            _sync(self.book)
+            _sync(self.control_dir)
         except OSError:
             for temp in (*self._temps.values(), self._journal.with_suffix(".journal.part")):
                 temp.unlink(missing_ok=True)
@@ -208,7 +209,7 @@ class PairHandle:
             contents[kind] = path.read_bytes()
         return PairBytes(dict(self.paths), contents, self.journal)
 
-    def recorded(self) -> None:
+    def drop_journal(self) -> None:
         """The publish on disk is recorded: its journal is no longer needed."""
         if self.journal is not None:
             self._journal.unlink(missing_ok=True)
@@ -245,7 +246,7 @@ class PairStore:
         `lock_wait` seconds (then PairLockTimeout), or (`wait=False`) raises BlockingIOError
         at once."""
         handle = PairHandle(self, org_id, period)
-        for folder in (handle.folder, handle.book):
+        for folder in (handle.folder, handle.control_dir):
             _folder(folder)
         with _naming(handle.lock_path), open(handle.lock_path, "a+b") as lock:
             _take(lock, handle.lock_path, self.lock_wait if wait else 0.0)
@@ -259,13 +260,13 @@ class PairStore:
     @contextlib.contextmanager
     def delivering(self, org_id: str, wait: bool = True) -> Iterator[Path]:
         """The org's delivery lock, held by a delivery run for the whole run (and by the audit
-        while it reads the org's place): two runs would send the org's files under the same
+        while it reads the org's destination): two runs would send the org's files under the same
         temporary names on the server, one renaming the other's away. Waits at most
         `lock_wait` seconds (then PairLockTimeout, naming the holder), or (`wait=False`)
         raises BlockingIOError at once."""
-        book = self.root / ".pairs" / org_id
-        _folder(book)
-        path = book / "delivery.lock"
+        control_dir = self.root / ".pairs" / org_id
+        _folder(control_dir)
+        path = control_dir / "delivery.lock"
         with contextlib.ExitStack() as held:
             with _naming(path):  # only taking the lock: the run's own errors are its own
                 lock = held.enter_context(open(path, "a+b"))

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import re
-
 import pandas as pd
 
 from counts_assets.core.text import as_text
 
 TERM = r"[A-Z](?:[A-Z](?:-[0-9]{4}(?:\.[0-9]{4}(?:-[0-9]{3}(?:\.[0-9]{2})?)?)?)?)?"
 CODE = rf"{TERM}(?: \* {TERM})*"
-CODE_PATTERN = re.compile(rf"^{CODE}$")
 
 
 def normalize_codes(codes: pd.Series) -> tuple[pd.Series, pd.Series]:

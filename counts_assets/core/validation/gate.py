@@ -21,9 +21,6 @@ class ValidationReport:
 
     failures: dict[tuple[str, str], list[str]] = field(default_factory=dict)
 
-    def passed(self, org_id: str, period: str) -> bool:
-        return (org_id, period) not in self.failures
-
 
 def _windowed(frame: pd.DataFrame, targets: pd.DataFrame) -> pd.DataFrame:
     window = targets[[*FILE_KEY, "first_day", "last_day"]]
@@ -67,8 +64,8 @@ def _collect(
                     named = [_file_row(frame, key, r) for r in indexes[:MAX_ROWS_NAMED]]
                 more = len(indexes) - len(named)
                 shown = ", ".join(map(str, named)) + (f" (+{more} more)" if more else "")
-                place = "Call Dates" if by_date else "data rows"
-                where = f"{place} {shown}" if named else "whole file"
+                unit = "Call Dates" if by_date else "data rows"
+                where = f"{unit} {shown}" if named else "whole file"
                 lines.append(f"{file_label} fails [{rule}] at {where}")
 
 

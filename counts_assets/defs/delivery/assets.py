@@ -21,7 +21,7 @@ def _ledger_spec(cadence: Cadence) -> dg.AssetSpec:
         description=f"The {cadence.name} pair at 211 Counts: one entry per pair sent (where, "
         "when, size and SHA-256 of both files; `delivered`, or `redelivered` on request), or "
         "needing no sending (`unchanged`, `no_file`). A published pair is pending while its "
-        "newest version is not the one last delivered to the current place; observations say "
+        "newest version is not the one last delivered to the current destination; observations say "
         "why it waits (waiting, failed, refused). Its partitions span every org from the "
         "platform's first date: a period before an org's share_from, not yet ended, or of an "
         "org without permission never has an entry, so the partition bar counts it as "

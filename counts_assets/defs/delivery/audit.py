@@ -1,9 +1,9 @@
-"""`delivery_audit`: proof of delivery. Reads back what each organization's place holds for the
-last `COUNTS_AUDIT_DAYS` days and the last 2 months, and compares it with the ledger and every
-version ever published: missing, stale (an older version), mixed (File 1 and File 2 from
+"""`delivery_audit`: proof of delivery. Reads back what each organization's destination holds for
+the last `COUNTS_AUDIT_DAYS` days and the last 2 months, and compares it with the ledger and
+every version ever published: missing, stale (an older version), mixed (File 1 and File 2 from
 different publishes), foreign (bytes never published). Report-only by default, because a
-recipient may pick files up and remove them; with `COUNTS_AUDIT_REPAIR=true` each divergent
-pair gets a ledger entry saying so (`diverged`), which makes it pending again."""
+recipient may pick files up and remove them; with `COUNTS_AUDIT_REPAIR=true` each divergent pair
+gets a ledger entry saying so (`diverged`), which makes it pending again."""
 
 import datetime as dt
 import hashlib
@@ -81,11 +81,11 @@ def _sha256(content: bytes | None) -> str | None:
         dg.AssetCheckSpec(
             CHECK_AUDIT,
             asset=AUDIT_KEY,
-            description="Every pair the ledger says was delivered is at its place as delivered: "
-            "nothing missing, stale, mixed or foreign. A warning, per organization.",
+            description="Every pair the ledger says was delivered is at its destination as "
+            "delivered: nothing missing, stale, mixed or foreign. A warning, per organization.",
         )
     ],
-    description="Proof of delivery: reads back what each organization's place holds for the "
+    description="Proof of delivery: reads back what each organization's destination holds for the "
     "last COUNTS_AUDIT_DAYS days and the last 2 months and compares it with the ledger and "
     "every published version (missing, stale, mixed, foreign). Report-only unless "
     "COUNTS_AUDIT_REPAIR=true, which makes each divergent pair pending again. Made every day "
@@ -103,14 +103,14 @@ def delivery_audit(
     store = export_files.store(f"run {context.run_id} (delivery_audit)")
     with delivery.target().connect() as connection:
         for org_id, org in sorted(orgs.items()):
-            place = delivery.place(org.remote_dir)
+            destination = delivery.destination(org.remote_dir)
             window = audit_window(org, now, delivery.audit_days)
             try:
-                # A delivery run of the org would change the place while it is read.
+                # A delivery run of the org would change the destination while it is read.
                 with store.delivering(org_id, wait=False):
-                    row, found = _audit_org(context, connection, org, place, window)
+                    row, found = _audit_org(context, connection, org, destination, window)
                     if delivery.audit_repair:
-                        repaired += _mark_diverged(context, store, place, found, now)
+                        repaired += _mark_diverged(context, store, destination, found, now)
             except BlockingIOError:
                 skipped.append(org_id)
                 continue
@@ -142,7 +142,7 @@ def delivery_audit(
     yield dg.MaterializeResult(
         metadata={
             "audited_at": now.isoformat(timespec="seconds"),
-            "place": delivery.target().describe(),
+            "destination": delivery.target().describe(),
             "organizations": len(rows),
             "findings": len(findings),
             "per_organization": dg.MetadataValue.md(markdown_table(table, limit=1000)),
@@ -166,7 +166,7 @@ def delivery_audit(
     )
 
 
-def _mark_diverged(context, store, place: str, found: list, now: dt.datetime) -> list[str]:
+def _mark_diverged(context, store, destination: str, found: list, now: dt.datetime) -> list[str]:
     """A `diverged` ledger entry for each divergent pair, written under the pair's lock and
     only while the entry the audit compared with is still the newest (a delivery since then
     stands): the pair is then pending again."""
@@ -180,8 +180,8 @@ def _mark_diverged(context, store, place: str, found: list, now: dt.datetime) ->
                 diverged_entry(
                     pair.cadence,
                     pair.partition,
-                    place,
-                    f"the audit found the pair {finding} at its place",
+                    destination,
+                    f"the audit found the pair {finding} at its destination",
                     {
                         "found_summary_sha256": seen.summary_sha256 or "",
                         "found_needs_sha256": seen.needs_sha256 or "",
@@ -193,8 +193,9 @@ def _mark_diverged(context, store, place: str, found: list, now: dt.datetime) ->
     return marked
 
 
-def _audit_org(context, connection, org: Organization, place: str, window: list[AuditedPair]):
-    """(the org's row, its findings): each pair the ledger says is at this place, read back."""
+def _audit_org(context, connection, org: Organization, destination: str, window: list[AuditedPair]):
+    """(the org's row, its findings): each pair the ledger says is at this destination, read
+    back."""
     entries, published = {}, {}
     for cadence in (DAILY, MONTHLY):
         partitions = [p.partition for p in window if p.cadence is cadence]
@@ -212,7 +213,7 @@ def _audit_org(context, connection, org: Organization, place: str, window: list[
     findings, clean_days = [], []
     for pair in window:
         entry = entries.get((pair.cadence.name, pair.partition))
-        if entry is None or entry.place != place:
+        if entry is None or entry.destination != destination:
             made = published.get((pair.cadence.name, pair.partition))
             counts["not_yet"] += made is not None and made.version is not None
             continue
@@ -224,7 +225,9 @@ def _audit_org(context, connection, org: Organization, place: str, window: list[
                 )
             )
         except DeliveryError as exc:
-            raise dg.Failure(f"{org.id}: the audit could not read back {place}: {exc}") from exc
+            raise dg.Failure(
+                f"{org.id}: the audit could not read back {destination}: {exc}"
+            ) from exc
         counts["checked"] += 1
         if entry.status == DIVERGED:
             # Found diverged before and not sent since: compared with what should be there.
@@ -265,7 +268,7 @@ delivery_audit_job = dg.define_asset_job(
     "delivery_audit_job",
     selection=[delivery_audit],
     tags=DELIVERY_WORK,
-    description="Reads back what every organization's place holds (delivery_audit).",
+    description="Reads back what every organization's destination holds (delivery_audit).",
 )
 delivery_audit_schedule = dg.ScheduleDefinition(
     name="delivery_audit_schedule",
@@ -273,5 +276,5 @@ delivery_audit_schedule = dg.ScheduleDefinition(
     cron_schedule="30 6 * * *",
     execution_timezone="UTC",
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Audits every organization's place once a day.",
+    description="Audits every organization's destination once a day.",
 )

@@ -22,8 +22,8 @@ from counts_assets.defs.shared.runs import (
 class DeliveryBatch(dg.Config):
     org_id: str
     # The storage id up to which delivery_sensor takes the org's ledger entries to be about an
-    # earlier place: entries no newer that need no sending are written again.
-    place_since: int = 0
+    # earlier destination: entries no newer that need no sending are written again.
+    destination_since: int = 0
 
 
 class RedeliveryRequest(dg.Config):
@@ -54,8 +54,10 @@ def deliver_pairs(
         context,
         store,
         org,
-        delivery.place(org.remote_dir),
-        lambda: deliver_pending(context, org, delivery, store, org_registry, config.place_since),
+        delivery.destination(org.remote_dir),
+        lambda: deliver_pending(
+            context, org, delivery, store, org_registry, config.destination_since
+        ),
     )
 
 
@@ -85,7 +87,7 @@ def redeliver_pairs(
         context,
         store,
         org,
-        delivery.place(org.remote_dir),
+        delivery.destination(org.remote_dir),
         lambda: redeliver(
             context, org, delivery, store, org_registry, first, last, config.reason.strip()
         ),

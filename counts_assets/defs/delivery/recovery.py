@@ -71,7 +71,7 @@ def sweep_journals(
                     for materialization in recovered_records(cadence, partition, disk, by):
                         record(materialization)
                     recorded += 1
-                pair.recorded()
+                pair.drop_journal()
         except BlockingIOError:
             continue  # a run holds the pair
         except OSError as exc:

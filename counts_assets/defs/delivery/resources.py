@@ -47,9 +47,9 @@ class DeliveryResource(dg.ConfigurableResource):
     def target(self) -> DeliveryTarget:
         return target_from_url(self.url, self.key_file, self.known_hosts, self.timeout_seconds)
 
-    def place(self, remote_dir: str) -> str:
+    def destination(self, remote_dir: str) -> str:
         """Where an org's pairs go: the target's endpoint plus the org's remote_dir. A pair not
-        yet delivered to the current place is pending."""
+        yet delivered to the current destination is pending."""
         return f"{self.target().describe().rstrip('/')}/{remote_dir}"
 
 

@@ -45,10 +45,10 @@ from counts_assets.defs.shared.cadence import DAILY, MONTHLY, Cadence
 from counts_assets.defs.shared.records import latest_ids, latest_records, metadata_of
 from counts_assets.defs.shared.resources import OrgRegistry
 from counts_assets.defs.shared.runs import (
+    DESTINATION_TAG,
     MORE_PENDING_TAG,
     ORG_TAG,
-    PLACE_TAG,
-    place_tag,
+    destination_tag,
 )
 
 # A pair that cannot be read from disk is read again this many times within the run before it
@@ -76,10 +76,10 @@ class PairToSend:
 def pairs_to_send(
     instance: dg.DagsterInstance,
     org: Organization,
-    place: str,
+    destination: str,
     now: dt.datetime,
     wanted: Callable[[Cadence, dt.date], bool] = lambda cadence, start: True,
-    place_since: int = 0,
+    destination_since: int = 0,
 ) -> list[PairToSend]:
     """Every pair of the org that may have a file, with its action decided from versions:
     daily then monthly, oldest first. A few bulk reads per cadence, never one per pair."""
@@ -111,7 +111,12 @@ def pairs_to_send(
                 refusals.get(partition),
             )
             job.action = next_action(
-                job.published, job.delivered, job.refusal, place, fingerprint, place_since
+                job.published,
+                job.delivered,
+                job.refusal,
+                destination,
+                fingerprint,
+                destination_since,
             )
             jobs.append(job)
     return jobs
@@ -168,7 +173,7 @@ def _read_verified(context, store: PairStore, job: PairToSend) -> None:
                 ):
                     context.log_event(record)
                 job.published = Published(0, job.disk.version)
-            pair.recorded()
+            pair.drop_journal()
         elif job.disk.version != job.published.version:
             # Published and recorded anew since the versions were read: the newest decides.
             newest = published_pairs(context.instance, job.cadence, [job.partition])
@@ -275,12 +280,17 @@ def _validated(context, jobs, previous, outcome, fingerprint) -> list[PairToSend
 
 
 def _record(
-    context, job: PairToSend, place: str, status: str, receipts: list[Receipt], reason: str = ""
+    context,
+    job: PairToSend,
+    destination: str,
+    status: str,
+    receipts: list[Receipt],
+    reason: str = "",
 ) -> None:
     """The ledger entry of one pair, written while its lock is held."""
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     previous = job.delivered
-    meta = {"status": status, "target": place}
+    meta = {"status": status, "target": destination}
     if status == NO_FILE:
         meta["reason"] = "the period made no file: nothing to deliver"
     elif status == UNCHANGED:
@@ -299,7 +309,7 @@ def _record(
             }
         meta["replaced"] = (
             f"{previous.version.summary_sha256[:12]}/{previous.version.needs_sha256[:12]} "
-            f"at {previous.place}"
+            f"at {previous.destination}"
             if previous and previous.version
             else ""
         )
@@ -316,9 +326,9 @@ def _record_without_sending(
     context,
     store: PairStore,
     jobs,
-    place: str,
+    destination: str,
     fingerprint: str,
-    place_since: int,
+    destination_since: int,
     outcome: _Outcome,
 ) -> None:
     """Ledger entries for pairs that need no sending (same bytes, or no file), each written
@@ -331,12 +341,17 @@ def _record_without_sending(
                 job.published = published_pairs(instance, cadence, [partition]).get(partition)
                 job.delivered = ledger_entries(instance, cadence, [partition]).get(partition)
                 action = next_action(
-                    job.published, job.delivered, job.refusal, place, fingerprint, place_since
+                    job.published,
+                    job.delivered,
+                    job.refusal,
+                    destination,
+                    fingerprint,
+                    destination_since,
                 )
                 if action is Action.RECORD_UNCHANGED:
-                    _record(context, job, place, UNCHANGED, [])
+                    _record(context, job, destination, UNCHANGED, [])
                 elif action is Action.RECORD_NO_FILE:
-                    _record(context, job, place, NO_FILE, [])
+                    _record(context, job, destination, NO_FILE, [])
                 else:
                     continue  # published anew meanwhile: the next run sends it
                 outcome.recorded += 1
@@ -361,7 +376,7 @@ def _send_all(
     read again (a permission revoked while the run sends stops it); each attempt holds the
     pair's lock from reading its bytes again to writing its ledger entry. A pair that cannot
     be read or locked fails alone; a failure of the target ends the run."""
-    place = delivery.place(org.remote_dir)
+    destination = delivery.destination(org.remote_dir)
     policy = delivery.retry_policy()
 
     def attempt(job: PairToSend, connection: Connection) -> bool:
@@ -374,19 +389,19 @@ def _send_all(
                     [(job.disk.paths[k].name, job.disk.contents[k]) for k in ("needs", "summary")],
                 )
             except HalfRenamed as exc:
-                # The place holds the new File 2 beside the previous File 1: whatever is
+                # The destination holds the new File 2 beside the previous File 1: whatever is
                 # published next, even the previous bytes, must be sent again.
                 context.log_event(
                     diverged_entry(
                         job.cadence,
                         job.partition,
-                        place,
+                        destination,
                         str(exc),
                         {"found_needs_sha256": job.disk.version.needs_sha256},
                     )
                 )
                 raise
-            _record(context, job, place, status, receipts, reason)
+            _record(context, job, destination, status, receipts, reason)
             return True
 
     with Session(delivery.target()) as session:
@@ -411,7 +426,7 @@ def _send_all(
             except DeliveryError as exc:
                 for waiting in jobs[n:]:
                     _observe(context, waiting, "failed", str(exc), previous)
-                outcome.failed.append(f"{job.org_id} {job.period} to {place}: {exc}")
+                outcome.failed.append(f"{job.org_id} {job.period} to {destination}: {exc}")
                 outcome.unsent = len(jobs) - n - 1
                 return
             except OSError as exc:
@@ -427,11 +442,13 @@ def _send_all(
 
 
 def with_delivery_lock(
-    context, store: PairStore, org: Organization, place: str, work: Callable[[], None]
+    context, store: PairStore, org: Organization, destination: str, work: Callable[[], None]
 ) -> None:
-    """Runs `work` holding the org's delivery lock, the run tagged with its org and place (a
+    """Runs `work` holding the org's delivery lock, the run tagged with its org and destination (a
     run launched by hand too: the sensor counts it busy, and knows where it sends)."""
-    context.instance.add_run_tags(context.run_id, {ORG_TAG: org.id, PLACE_TAG: place_tag(place)})
+    context.instance.add_run_tags(
+        context.run_id, {ORG_TAG: org.id, DESTINATION_TAG: destination_tag(destination)}
+    )
     try:
         with store.delivering(org.id):
             work()
@@ -451,9 +468,9 @@ def org_or_fail(org_registry: OrgRegistry, org_id: str) -> Organization:
     return org
 
 
-def _finish(context, outcome: _Outcome, place: str) -> None:
+def _finish(context, outcome: _Outcome, destination: str) -> None:
     context.log.info(
-        f"{outcome.org_id}: {outcome.sent} pairs delivered to {place}, {outcome.recorded} "
+        f"{outcome.org_id}: {outcome.sent} pairs delivered to {destination}, {outcome.recorded} "
         "recorded as needing no sending"
         + (f"; left for the next run: {'; '.join(outcome.left[:20])}" if outcome.left else "")
     )
@@ -481,7 +498,7 @@ def deliver_pending(
     delivery: DeliveryResource,
     store: PairStore,
     registry: OrgRegistry,
-    place_since: int,
+    destination_since: int,
 ) -> None:
     # Publishes of the org left unrecorded by a run that ended are recorded first: they are
     # the org's newest pairs.
@@ -489,9 +506,11 @@ def deliver_pending(
         context.instance, store, [org.id], context.log, "a delivery run", context.log_event
     )
     now = dt.datetime.now(dt.UTC)
-    place = delivery.place(org.remote_dir)
+    destination = delivery.destination(org.remote_dir)
     fingerprint = org_fingerprint(org)
-    jobs = pairs_to_send(context.instance, org, place, now, place_since=place_since)
+    jobs = pairs_to_send(
+        context.instance, org, destination, now, destination_since=destination_since
+    )
     to_send = [j for j in jobs if j.action is Action.SEND]
     outcome = _Outcome(org.id)
     previous = _latest_observations(context, to_send)
@@ -505,9 +524,9 @@ def deliver_pending(
         context,
         store,
         [j for j in jobs if j.action in (Action.RECORD_UNCHANGED, Action.RECORD_NO_FILE)],
-        place,
+        destination,
         fingerprint,
-        place_since,
+        destination_since,
         outcome,
     )
     batch = to_send[: delivery.batch_pairs]
@@ -517,7 +536,7 @@ def deliver_pending(
     if len(to_send) > len(batch) and not outcome.failed:
         context.instance.add_run_tags(context.run_id, {MORE_PENDING_TAG: "true"})
         context.log.info(f"{org.id}: {len(to_send) - len(batch)} more pairs for the next run")
-    _finish(context, outcome, place)
+    _finish(context, outcome, destination)
 
 
 def redeliver(
@@ -538,10 +557,10 @@ def redeliver(
         return period_first <= last and period_last >= first
 
     now = dt.datetime.now(dt.UTC)
-    place = delivery.place(org.remote_dir)
+    destination = delivery.destination(org.remote_dir)
     jobs = [
         j
-        for j in pairs_to_send(context.instance, org, place, now, overlaps)
+        for j in pairs_to_send(context.instance, org, destination, now, overlaps)
         if j.published is not None and j.published.version is not None
     ]
     outcome = _Outcome(org.id)
@@ -570,4 +589,4 @@ def redeliver(
         reason=reason,
     )
     context.log.info(f"{org.id}: {len(jobs)} pairs from {first} to {last} chosen")
-    _finish(context, outcome, place)
+    _finish(context, outcome, destination)

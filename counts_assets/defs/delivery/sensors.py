@@ -2,14 +2,14 @@
 
 Each tick finds the organizations with work, cheaply, from the instance: two grouped queries per
 cadence give the newest storage id of every partition's publish and ledger entry. A pair is a
-candidate when its newest publish is newer than its newest ledger entry, when its org's place
-changed after that entry, or when the audit found the place no longer holds it. Storage ids
+candidate when its newest publish is newer than its newest ledger entry, when its org's destination
+changed after that entry, or when the audit found the destination no longer holds it. Storage ids
 only find work: a delivery run holds a pair's lock from reading its bytes to writing its ledger
 entry, and every publish is recorded under the same lock, so a ledger entry newer than the
 newest publish always names that publish's version. The run then decides each pair from
 versions (`counts_assets.core.delivery.plan`). Nothing depends on a cursor that could move past
 work: an outage, a stopped daemon, a crashed run or a briefly broken org file only delay a
-pair. The cursor keeps small per-org facts (place and org file last seen, refusals, the last
+pair. The cursor keeps small per-org facts (destination and org file last seen, refusals, the last
 request). One delivery run per org at a time; a run that failed is requested again after
 `COUNTS_DELIVERY_RETRY_MINUTES`, one that succeeded with more pairs left at once. A pair
 published by a run that ended before recording it (cancelled, or its process lost) is recorded
@@ -29,7 +29,6 @@ from counts_assets.core.delivery.plan import DIVERGED, REFUSED, org_fingerprint
 from counts_assets.core.files.periods import may_have_file, period_label
 from counts_assets.defs.delivery.jobs import delivery_job, redelivery_job
 from counts_assets.defs.delivery.ledger import (
-    delivered_ids,
     ledger_key,
 )
 from counts_assets.defs.delivery.recovery import sweep_journals
@@ -38,11 +37,11 @@ from counts_assets.defs.shared.cadence import DAILY, MONTHLY
 from counts_assets.defs.shared.records import latest_ids, metadata_of
 from counts_assets.defs.shared.resources import ExportFiles, OrgRegistry
 from counts_assets.defs.shared.runs import (
+    DESTINATION_TAG,
     MORE_PENDING_TAG,
     ORG_TAG,
-    PLACE_TAG,
+    destination_tag,
     in_flight_runs,
-    place_tag,
     run_org,
 )
 
@@ -61,9 +60,9 @@ LEARNED_PER_TICK = 5000
 class DeliveryState:
     """What the sensor remembers between ticks (all of it small, per org)."""
 
-    places: dict[str, str] = field(default_factory=dict)
-    place_since: dict[str, int] = field(default_factory=dict)
-    settling: list[str] = field(default_factory=list)  # orgs whose place changed, old runs on
+    destinations: dict[str, str] = field(default_factory=dict)
+    destination_since: dict[str, int] = field(default_factory=dict)
+    settling: list[str] = field(default_factory=list)  # orgs whose destination changed, old runs on
     org_files: dict[str, str] = field(default_factory=dict)
     refused: dict[str, list] = field(default_factory=dict)  # "cadence|partition" -> [id, org file]
     diverged: dict[str, int] = field(default_factory=dict)  # "cadence|partition" -> storage id
@@ -76,14 +75,7 @@ class DeliveryState:
         if not cursor:
             return cls()
         known = {f.name for f in fields(cls)}
-        state = cls(**{k: v for k, v in json.loads(cursor).items() if k in known})
-        # A cursor of an earlier version kept a refusal's storage id alone (no org file: such
-        # a refusal is tried once more) and a request's batch size instead of its run key.
-        state.refused = {k: v if isinstance(v, list) else [v, ""] for k, v in state.refused.items()}
-        state.requested = {
-            k: v if isinstance(v[2], str) else [v[0], v[1], ""] for k, v in state.requested.items()
-        }
-        return state
+        return cls(**{k: v for k, v in json.loads(cursor).items() if k in known})
 
     def dump(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -100,7 +92,7 @@ class PendingPair:
 def _learn_from_the_ledger(instance: dg.DagsterInstance, state: DeliveryState) -> None:
     """Reads the ledgers' records written since the last tick, at most LEARNED_PER_TICK of
     each kind per ledger (the rest at the next ticks): refusals (observations), and pairs
-    whose newest entry says the place does not hold them (`diverged`: found by the audit, or
+    whose newest entry says the destination does not hold them (`diverged`: found by the audit, or
     left half renamed by a broken connection). Each ledger and kind keeps its own cursor, so
     nothing is skipped; a lost cursor means reading them all again."""
     for cadence in (DAILY, MONTHLY):
@@ -134,7 +126,7 @@ def storage_ids(instance: dg.DagsterInstance) -> dict[str, tuple[dict, dict]]:
     return {
         cadence.name: (
             dict(latest_ids(instance, cadence.summary)),
-            delivered_ids(instance, cadence),
+            dict(latest_ids(instance, ledger_key(cadence))),
         )
         for cadence in (DAILY, MONTHLY)
     }
@@ -147,7 +139,7 @@ def pending_pairs(
     now: dt.datetime,
 ) -> dict[str, list[PendingPair]]:
     """Candidates by org: published after their last ledger entry, that entry older than the
-    org's place, or saying the place does not hold the pair (`diverged`). Periods before
+    org's destination, or saying the destination does not hold the pair (`diverged`). Periods before
     share_from or not yet ended, unregistered orgs and refused pairs are left out (they wait,
     nothing is dropped)."""
     pending: dict[str, list[PendingPair]] = defaultdict(list)
@@ -162,7 +154,7 @@ def pending_pairs(
             delivered_id = delivered.get(partition, 0)
             if (
                 delivered_id > published_id
-                and delivered_id > state.place_since.get(org_id, 0)
+                and delivered_id > state.destination_since.get(org_id, 0)
                 and delivered_id > state.diverged.get(key, 0)
             ):
                 continue
@@ -184,28 +176,29 @@ def pending_pairs(
 
 
 def _note_changes(
-    state: DeliveryState, places: dict, orgs: dict, newest: int, in_flight: list
+    state: DeliveryState, destinations: dict, orgs: dict, newest: int, in_flight: list
 ) -> None:
-    """A changed place makes the org's pairs candidates there. Runs still sending to the old
-    place write entries for it after the change: until none is in flight, each tick moves the
-    org's `place_since` past every entry written so far (the runs in flight are read before
+    """A changed destination makes the org's pairs candidates there. Runs still sending to the old
+    destination write entries for it after the change: until none is in flight, each tick moves the
+    org's `destination_since` past every entry written so far (the runs in flight are read before
     the storage ids, so the last move covers every entry of a run that ended). A changed org
     file voids its refusals. Either way the org is due at once."""
-    old_place_runs = {
+    old_destination_runs = {
         run_org(run)
         for run in in_flight
-        if run.tags.get(PLACE_TAG) != place_tag(places.get(run_org(run) or "", ""))
+        if run.tags.get(DESTINATION_TAG)
+        != destination_tag(destinations.get(run_org(run) or "", ""))
     }
-    for org_id, place in places.items():
-        if state.places.get(org_id, place) != place:
+    for org_id, destination in destinations.items():
+        if state.destinations.get(org_id, destination) != destination:
             state.requested.pop(org_id, None)
             if org_id not in state.settling:
                 state.settling.append(org_id)
         if org_id in state.settling:
-            state.place_since[org_id] = newest
-            if org_id not in old_place_runs:
+            state.destination_since[org_id] = newest
+            if org_id not in old_destination_runs:
                 state.settling.remove(org_id)
-        state.places[org_id] = place
+        state.destinations[org_id] = destination
         fingerprint = org_fingerprint(orgs[org_id])
         if state.org_files.get(org_id, fingerprint) != fingerprint:
             state.requested.pop(org_id, None)
@@ -265,16 +258,16 @@ def delivery_sensor(
     if recovered:
         context.log.info(f"{recovered} pairs recorded from their publish journals")
     _learn_from_the_ledger(instance, state)
-    # Runs in flight are read before the storage ids: an entry an old-place run writes after
+    # Runs in flight are read before the storage ids: an entry an old-destination run writes after
     # this tick's ids is covered by the next tick, when the run is still in flight.
     in_flight = [
         run for job in (delivery_job, redelivery_job) for run in in_flight_runs(instance, job.name)
     ]
     ids = storage_ids(instance)
     newest = max((i for maps in ids.values() for m in maps for i in m.values()), default=0)
-    places = {org_id: delivery.place(org.remote_dir) for org_id, org in orgs.items()}
+    destinations = {org_id: delivery.destination(org.remote_dir) for org_id, org in orgs.items()}
     newest = max(newest, *state.learned_up_to.values(), 0)
-    _note_changes(state, places, orgs, newest, in_flight)
+    _note_changes(state, destinations, orgs, newest, in_flight)
     now_utc = dt.datetime.now(dt.UTC)
     pending = pending_pairs(ids, state, orgs, now_utc)
     busy = {run_org(run) for run in in_flight}
@@ -317,12 +310,16 @@ def delivery_sensor(
                         "deliver_pairs": {
                             "config": {
                                 "org_id": org_id,
-                                "place_since": state.place_since.get(org_id, 0),
+                                "destination_since": state.destination_since.get(org_id, 0),
                             }
                         }
                     }
                 ),
-                tags={ORG_TAG: org_id, PLACE_TAG: place_tag(places[org_id]), **NO_RUN_RETRIES},
+                tags={
+                    ORG_TAG: org_id,
+                    DESTINATION_TAG: destination_tag(destinations[org_id]),
+                    **NO_RUN_RETRIES,
+                },
             )
         )
     if requests:

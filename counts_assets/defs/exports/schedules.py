@@ -56,7 +56,7 @@ def already_requested(
     return keys
 
 
-def taken_care_of(
+def made_or_in_flight(
     instance: dg.DagsterInstance, monthly: bool, job_name: str, due: list[str]
 ) -> set[str]:
     """Due partitions already materialized by any run (a materialization that waited for the
@@ -103,7 +103,7 @@ def months_and_their_days(
         ]
     all_days = {key for days in days_of.values() for key in days}
     due = {str(partition_key(False, o, d)) for o, d in due_days(orgs.values(), now, grace, first)}
-    made = taken_care_of(instance, False, daily_export_job.name, sorted(due & all_days))
+    made = made_or_in_flight(instance, False, daily_export_job.name, sorted(due & all_days))
     busy = in_flight(instance, DAILY, daily_export_job.name)
     requested = already_requested(
         instance, "daily_export_schedule", now - REQUEST_AGAIN_AFTER, monthly=False
@@ -153,7 +153,7 @@ def _requests(
     due = (due_months if monthly else due_days)(orgs, now, grace, first)
     keys = {str(partition_key(monthly, org_id, start)): (org_id, start) for org_id, start in due}
     job_name = (monthly_reconciliation_job if monthly else daily_export_job).name
-    handled = taken_care_of(context.instance, monthly, job_name, list(keys))
+    handled = made_or_in_flight(context.instance, monthly, job_name, list(keys))
     if monthly:
         waiting, behind = months_and_their_days(
             context.instance, keys, {org.id: org for org in orgs}, now, grace, first

@@ -38,7 +38,7 @@ EVERY_ORG_FINE = "every_org_fine"
     "that is not fine or has something to say: its problems and what to do) and a `health` "
     "table of one short line per organization file. An org is fine when every period that is "
     "due (from share_from through the last period ended in its time zone, plus the grace "
-    "period) has its published pair, the current place holds it (or it waits for permission, "
+    "period) has its published pair, the current destination holds it (or it waits for permission, "
     "said so), no period's latest run failed, and the newest delivery_audit found nothing; a "
     "rejected file is a line that is not fine. Made every hour by fleet_health_schedule; the "
     "same view as `python -m counts_assets.status`. Each change of an org between fine and "
@@ -56,7 +56,7 @@ def fleet_health_asset(
         context.instance,
         registry,
         now,
-        lambda org: delivery.place(org.remote_dir),
+        lambda org: delivery.destination(org.remote_dir),
         first_date=dt.date.fromisoformat(org_registry.first_date),
         cache_dir=health_cache(context.instance),
     )

@@ -1,9 +1,9 @@
 """The operator's view of the fleet: is every centre fine today? A summary line, what needs
 attention (each org's problems and what to do), then one line per organization file: fine or
-not, the newest daily and monthly pair made and the newest daily pair its place holds, the
+not, the newest daily and monthly pair made and the newest daily pair its destination holds, the
 data-quality findings of its last 7 Call Dates, what the newest delivery audit verified, and
 its permission. An org is fine when every period that is due (from share_from through the last
-ended one, plus the grace period) has its published pair, the current place holds it (or it
+ended one, plus the grace period) has its published pair, the current destination holds it (or it
 waits for permission, said so), no period's latest run failed and the audit found nothing. A
 rejected organization file is a line that is not fine. Shown by the `fleet_health` asset and
 printed by `python -m counts_assets.status`."""
@@ -37,7 +37,6 @@ from counts_assets.defs.delivery.ledger import (
     AUDIT_KEY,
     ledger_entries,
     ledger_key,
-    legacy_ledger_keys,
 )
 from counts_assets.defs.exports.jobs import daily_export_job, monthly_reconciliation_job
 from counts_assets.defs.health.alerts import failure_reasons
@@ -52,7 +51,7 @@ from counts_assets.defs.shared.runs import (
     partitions_of,
 )
 
-# The ledger entries that say the place holds the pair's version.
+# The ledger entries that say the destination holds the pair's version.
 HELD = (DELIVERED, REDELIVERED, UNCHANGED)
 EXPORT_JOBS = ((DAILY, daily_export_job), (MONTHLY, monthly_reconciliation_job))
 EXPORT_RUN_BOUND = dt.timedelta(seconds=int(EXPORT_MAX_RUNTIME[MAX_RUNTIME_TAG])) + SETTLE
@@ -71,11 +70,11 @@ class OrgHealth:
     fine: bool
     daily_through: str = "-"  # the newest daily pair made
     monthly_through: str = "-"
-    held_through: str = "-"  # the newest pair the current place holds
+    held_through: str = "-"  # the newest pair the current destination holds
     problem: str = ""  # every problem, first the first gap
     to_do: str = ""
     findings: str = "none"
-    verified: str = "not yet"  # what the newest delivery_audit found at the org's place
+    verified: str = "not yet"  # what the newest delivery_audit found at the org's destination
     permission: str = "-"
 
 
@@ -106,15 +105,15 @@ def _publish_facts(record: dg.EventLogRecord) -> list:
     ]
 
 
-def _holds(entry: LedgerEntry | None, publish: _Publish | None, place: str) -> bool:
-    """The place holds the published pair's version (an older record may lack the needs
+def _holds(entry: LedgerEntry | None, publish: _Publish | None, destination: str) -> bool:
+    """The destination holds the published pair's version (an older record may lack the needs
     file's SHA-256: the summary's then decides)."""
     if entry is None or entry.version is None or publish is None or publish.version is None:
         return False
     summary, needs = publish.version
     return (
         entry.status in HELD
-        and entry.place == place
+        and entry.destination == destination
         and entry.version.summary_sha256 == summary
         and needs in (None, entry.version.needs_sha256)
     )
@@ -139,21 +138,20 @@ def _facts(
 
 
 def _ledger(
-    instance: dg.DagsterInstance, cadence: Cadence, made: set[str], cache_dir: Path | None
+    instance: dg.DagsterInstance, cadence: Cadence, cache_dir: Path | None
 ) -> dict[str, LedgerEntry]:
-    """The newest ledger entry of every partition; pairs delivered by the per-file ledger of
-    an earlier version count too."""
-    entries = {
+    """The newest ledger entry of every partition."""
+    return {
         partition: LedgerEntry(
-            storage_id, status, PairVersion(summary, needs) if summary and needs else None, place
+            storage_id,
+            status,
+            PairVersion(summary, needs) if summary and needs else None,
+            destination,
         )
-        for partition, (storage_id, status, summary, needs, place) in _facts(
+        for partition, (storage_id, status, summary, needs, destination) in _facts(
             instance, ledger_key(cadence), _entry_facts, cache_dir
         ).items()
     }
-    if latest_ids(instance, legacy_ledger_keys(cadence)[0]):
-        entries |= ledger_entries(instance, cadence, made - set(entries))
-    return entries
 
 
 def _failed_partitions(
@@ -251,12 +249,12 @@ def fleet_health(
     instance: dg.DagsterInstance,
     registry: Registry,
     now: dt.datetime,
-    place: Callable[[Organization], str],
+    destination: Callable[[Organization], str],
     grace: dt.timedelta | None = None,
     first_date: dt.date | None = None,
     cache_dir: Path | None = None,
 ) -> list[OrgHealth]:
-    """One row per organization file, in id order, then the rejected files. `place(org)` is
+    """One row per organization file, in id order, then the rejected files. `destination(org)` is
     where the org's pairs go now (the delivery target's endpoint and its remote_dir);
     `cache_dir` keeps the facts of the records already read (see `health_cache`)."""
     grace = dt.timedelta(minutes=settings.grace_minutes()) if grace is None else grace
@@ -269,9 +267,7 @@ def fleet_health(
         }
         for c in (DAILY, MONTHLY)
     }
-    ledgers = {
-        c.name: _ledger(instance, c, set(publishes[c.name]), cache_dir) for c in (DAILY, MONTHLY)
-    }
+    ledgers = {c.name: _ledger(instance, c, cache_dir) for c in (DAILY, MONTHLY)}
     failed = {
         c.name: _failed_partitions(instance, c, job.name, publishes[c.name])
         for c, job in EXPORT_JOBS
@@ -288,7 +284,7 @@ def fleet_health(
         )
         for c, job in EXPORT_JOBS
     }
-    places = {org_id: place(org) for org_id, org in orgs.items()}
+    destinations = {org_id: destination(org) for org_id, org in orgs.items()}
     states: dict[str, dict[bool, dict[dt.date, PeriodState]]] = defaultdict(
         lambda: defaultdict(dict)
     )
@@ -311,7 +307,7 @@ def fleet_health(
             start = dt.date.fromisoformat(period)
             publish, entry = made.get(partition), ledger.get(partition)
             has_file = publish is not None and publish.version is not None
-            held = _holds(entry, publish, places[org_id])
+            held = _holds(entry, publish, destinations[org_id])
             states[org_id][monthly][start] = PeriodState(
                 made_at=publish.at if has_file else None,
                 held=held,
@@ -409,7 +405,7 @@ def _explain_failures(
     deliveries: dict[str, tuple[dt.datetime, str]],
 ) -> None:
     """The reason of the newest failed export run of the org's failing periods, and of its
-    failed delivery run while pairs are not at the place."""
+    failed delivery run while pairs are not at the destination."""
     runs = {
         run_id
         for by_partition in failed.values()
@@ -420,7 +416,9 @@ def _explain_failures(
         instance = reasons.instance
         newest = max(runs, key=lambda r: instance.get_run_record_by_id(r).create_timestamp)
         verdict.problems.append(f"run {newest[:8]}: {_reason(reasons(newest), org_id)}")
-    if org_id in deliveries and any(p.startswith("not at the place") for p in verdict.problems):
+    if org_id in deliveries and any(
+        p.startswith("not at the destination") for p in verdict.problems
+    ):
         at, run_id = deliveries[org_id]
         verdict.problems.append(
             f"delivery failing since {at:%Y-%m-%d %H:%M} UTC (run {run_id[:8]}: "
@@ -448,7 +446,7 @@ def _months_older_than_their_days(
 
 
 def delivered_before_share_from(instance: dg.DagsterInstance, org: Organization) -> list[str]:
-    """The org's pairs its place holds, by the ledger, for periods now wholly before its
+    """The org's pairs its destination holds, by the ledger, for periods now wholly before its
     share_from (share_from moved later after they were delivered)."""
     labels = []
     for cadence in (DAILY, MONTHLY):
@@ -472,7 +470,7 @@ HEADER = (
     "fine",
     "daily made",
     "monthly made",
-    "at the place",
+    "at the destination",
     "findings (7 Call Dates)",
     "audit",
     "permission",

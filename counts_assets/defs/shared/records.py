@@ -8,12 +8,11 @@ import os
 import tempfile
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import dagster as dg
 
 _CHUNK = 500
-T = TypeVar("T")
 
 
 def metadata_of(record: dg.EventLogRecord) -> dict[str, Any]:

@@ -29,16 +29,16 @@ DELIVERY_WORK = {WORK_TAG: "delivery"}
 MAX_RUNTIME_TAG = "dagster/max_runtime"
 EXPORT_MAX_RUNTIME = {MAX_RUNTIME_TAG: str(2 * 3600)}
 DELIVERY_MAX_RUNTIME = {MAX_RUNTIME_TAG: str(30 * 60)}
-# A delivery run's organization, the place it sends to (a hash of it: a run still sending to
-# an old place after COUNTS_DELIVERY_URL or a remote_dir changed writes entries for that old
-# place), and whether it stopped at its batch limit with pairs left (continued at once).
+# A delivery run's organization, the destination it sends to (a hash of it: a run still sending to
+# an old destination after COUNTS_DELIVERY_URL or a remote_dir changed writes entries for that old
+# destination), and whether it stopped at its batch limit with pairs left (continued at once).
 ORG_TAG = "counts/org"
-PLACE_TAG = "counts/place"
+DESTINATION_TAG = "counts/destination"
 MORE_PENDING_TAG = "counts/more_pending"
 
 
-def place_tag(place: str) -> str:
-    return hashlib.sha256(place.encode()).hexdigest()[:16]
+def destination_tag(destination: str) -> str:
+    return hashlib.sha256(destination.encode()).hexdigest()[:16]
 
 
 def run_org(run: dg.DagsterRun) -> str | None:
