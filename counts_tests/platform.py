@@ -83,7 +83,7 @@ class Platform:
 
     def execute(self, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
         """Runs a sensor's RunRequest in process, as the daemon would launch it."""
-        job = self.defs.resolve_job_def(request.job_name or "delivery_job")
+        job = self.defs.resolve_job_def(request.job_name)
         # The daemon tags a sensor's run with its request's run key.
         keyed = {"dagster/run_key": request.run_key} if request.run_key else {}
         return job.execute_in_process(

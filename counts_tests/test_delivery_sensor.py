@@ -17,8 +17,10 @@ import pytest
 from counts_assets.core.delivery.sftp import SftpConnection
 from counts_assets.core.pairs import store as pair_store
 from counts_assets.core.pairs.store import PairStore
+from counts_assets.definitions import build_defs
 from counts_assets.defs.delivery import sending as delivery_sending
 from counts_assets.defs.delivery.resources import DeliveryResource
+from counts_assets.defs.exports.resources import SourceReader
 from counts_assets.defs.health.view import fleet_health
 from counts_assets.defs.shared.resources import ExportFiles
 from counts_tests.delivery_helpers import (
@@ -362,12 +364,14 @@ def test_a_publish_cut_before_it_was_recorded_is_recorded_and_sent_by_the_next_d
     assert not list((platform.export_dir / ".pairs").rglob("*.journal"))
 
 
-def test_a_publish_left_unrecorded_by_an_ended_run_is_recorded_by_the_sensor_and_delivered(
+def test_a_publish_left_unrecorded_by_a_failed_run_is_recovered_by_a_run_the_sensor_requests(
     sftp_platform,
 ):
-    """A run cancelled between a batch's publish and its record leaves pairs on disk with their
-    journals and no record. The sensor records them from their journals under their locks (not
-    while a run holds one), drops the journals, and they are delivered like any other."""
+    """A run that ended between a batch's publish and its record leaves pairs on disk with
+    their journals and no record. For each export run that ended without success the sensor
+    requests a journal_recovery_job run (its tick reads only the instance). The run records the
+    pairs from their journals under their locks (one held past the wait is left to its holder),
+    drops the journals, and they are delivered like any other."""
     platform, base = sftp_platform
     assert platform.run("daily_export_job", DAY).success
     deliver(platform, tick(platform))
@@ -380,16 +384,35 @@ def test_a_publish_left_unrecorded_by_an_ended_run_is_recorded_by_the_sensor_and
         pair.publish(new_pair)  # the run ends here: no record, the journal stays
     journal = platform.export_dir / ".pairs/testorg/daily/2026-03-08.journal"
     (journal.parent / "2026-03-08.old.journal").write_text("{}")  # a stray file stops nothing
+    assert tick(platform) == []  # nothing ended without success: no file is looked at
 
-    with store.locked("testorg", "2026-03-08"):  # a run holds the pair: left to it
-        assert tick(platform) == []
+    source = platform.resources["source"]
+    platform.resources["source"] = SourceReader(url=f"sqlite:///{platform.home}/missing.sqlite")
+    platform.resources["export_files"] = ExportFiles(
+        export_dir=str(platform.export_dir), lock_wait_seconds=0.2
+    )
+    platform.defs = build_defs(platform.resources)
+    failed = platform.run("daily_export_job", DAY)
+    assert not failed.success
+    platform.resources["source"] = source
+    platform.defs = build_defs(platform.resources)
+
+    (recovery,) = tick(platform)
+    assert recovery.job_name == "journal_recovery_job"
+    assert recovery.run_key == f"journals|{failed.run_id}"
+    assert recovery.run_config["ops"]["recover_journals"]["config"]["org_ids"] == ["testorg"]
+    assert tick(platform) == []  # requested once
+    with store.locked("testorg", "2026-03-08"):  # held past the wait: left to its holder
+        deliver(platform, [recovery])
     assert events(platform, "daily_summary_file", DAY)[0].get("recovered") is None
+    assert journal.exists()
 
-    (request,) = tick(platform)  # recorded under the lock, the journal dropped, then pending
-    (recovered, _) = events(platform, "daily_summary_file", DAY)
-    assert recovered["recovered"] == "recorded by delivery_sensor from the publish journal"
+    deliver(platform, [recovery])  # recorded under the lock, the journal dropped
+    (recovered, *_) = events(platform, "daily_summary_file", DAY)
+    assert recovered["recovered"] == "recorded by journal_recovery_job from the publish journal"
     assert recovered["sha256"] == pair_store.sha256(new_pair["summary"][0])
     assert not journal.exists()
+    (request,) = tick(platform)  # pending like any other
     assert sent_by(*deliver(platform, [request])) == [f"daily/{DAY}"]
     assert remote_files(base)[SUMMARY] == new_pair["summary"][0]
     assert remote_files(base) == local_files(platform) and mixed_pairs(base) == 0

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One command: set up and run the linter and the whole test suite.
+# One command: set up, run the linters (ruff, lint-imports) and the whole test suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh

@@ -1,4 +1,5 @@
-"""Text helpers shared by the rules."""
+"""Text helpers shared by the core: values as text, as a report shows them, and the form they
+are matched in."""
 
 from __future__ import annotations
 

@@ -10,11 +10,12 @@ from counts_assets.defs.delivery.audit import (
     delivery_audit_schedule,
 )
 from counts_assets.defs.delivery.jobs import delivery_job, redelivery_job
+from counts_assets.defs.delivery.recovery import journal_recovery_job
 from counts_assets.defs.delivery.sensors import delivery_sensor
 
 defs = dg.Definitions(
     assets=[*LEDGER_SPECS, delivery_audit],
-    jobs=[delivery_job, redelivery_job, delivery_audit_job],
+    jobs=[delivery_job, redelivery_job, journal_recovery_job, delivery_audit_job],
     schedules=[delivery_audit_schedule],
     sensors=[delivery_sensor],
 )

@@ -1,6 +1,10 @@
 """Publishes cut short between their renames and their record (a run cancelled or its process
 lost): each left a publish journal that vouches for the pair on disk. Recovery records such a
-pair under its lock and drops the journal; the pair is then pending like any other."""
+pair under its lock and drops the journal; the pair is then pending like any other.
+
+`journal_recovery_job` does it for the orgs of export runs that ended without success:
+`delivery_sensor` requests it from the instance's run history, so its tick never touches the
+files. A delivery run does the same for its own org before it looks at what to send."""
 
 import datetime as dt
 import logging
@@ -8,12 +12,19 @@ from collections.abc import Callable
 
 import dagster as dg
 
-from counts_assets.core.pairs.store import PairBytes, PairStore, disk_failure
+from counts_assets.core.pairs.store import PairBytes, PairLockTimeout, PairStore, disk_failure
 from counts_assets.defs.delivery.ledger import (
     published_versions,
 )
 from counts_assets.defs.shared.cadence import DAILY, MONTHLY, Cadence
 from counts_assets.defs.shared.partitions import partition_key
+from counts_assets.defs.shared.resources import ExportFiles
+from counts_assets.defs.shared.runs import (
+    DELIVERY_MAX_RUNTIME,
+    DELIVERY_WORK,
+    export_runs,
+    partitions_of,
+)
 
 
 def recovered_records(
@@ -45,11 +56,14 @@ def sweep_journals(
     log: logging.Logger,
     by: str,
     record: Callable[[dg.AssetMaterialization], None],
+    wait: bool = False,
 ) -> int:
     """Publishes left without their record by a run that ended between the two (cancelled,
     or its process lost): each journal vouches for its pair, which is recorded here, under
     the pair's lock, before the journal goes; it is then pending like any other. A pair whose
-    lock is held (a publish in progress) is left to its run. Returns how many were recorded."""
+    lock is held (at once, or with `wait` past the store's lock wait) is left to the run
+    holding it, which finishes or supersedes the publish when it takes the lock. Returns how
+    many were recorded."""
     recorded = 0
     for org_id, cadence_name, period in store.journalled(org_ids):
         where = f"{org_id} {cadence_name} {period}"
@@ -57,7 +71,7 @@ def sweep_journals(
             cadence = MONTHLY if cadence_name == "monthly" else DAILY
             start = dt.date.fromisoformat(period + "-01" if cadence.monthly else period)
             partition = str(partition_key(cadence.monthly, org_id, start))
-            with store.locked(org_id, period, wait=False) as pair:
+            with store.locked(org_id, period, wait=wait) as pair:
                 journal = pair.journal
                 if journal is None:
                     continue  # an unfinished journal: the repair rolled the publish back
@@ -72,6 +86,8 @@ def sweep_journals(
                         record(materialization)
                     recorded += 1
                 pair.drop_journal()
+        except PairLockTimeout as exc:
+            log.warning(f"{where}: publish journal left to the run holding the pair: {exc}")
         except BlockingIOError:
             continue  # a run holds the pair
         except OSError as exc:
@@ -80,3 +96,64 @@ def sweep_journals(
         except ValueError:
             log.warning(f"{where}: not the name of a publish journal; the file is left as it is")
     return recorded
+
+
+ENDED_WITHOUT_SUCCESS = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+
+
+def ended_export_runs(
+    instance: dg.DagsterInstance, job_names: dict[str, str], updated_after: dt.datetime
+) -> list[tuple[str, float, list[str]]]:
+    """(run id, when it ended, its orgs) of every export run that ended without success after
+    `updated_after`: the runs that may have left a publish journal. `job_names`: cadence name
+    -> its export job. An empty list of orgs: the run's partitions are unknown (all orgs)."""
+    ended = {}
+    for cadence in (DAILY, MONTHLY):
+        for record in export_runs(
+            instance,
+            job_names[cadence.name],
+            cadence.summary,
+            ENDED_WITHOUT_SUCCESS,
+            updated_after=updated_after,
+        ):
+            run = record.dagster_run
+            keys = partitions_of(run, cadence.partitions_def, instance)
+            orgs = sorted({key.split("|")[1] for key in keys})
+            ended[run.run_id] = (run.run_id, record.update_timestamp.timestamp(), orgs)
+    return sorted(ended.values(), key=lambda item: item[1])
+
+
+class JournalRecovery(dg.Config):
+    org_ids: list[str]
+
+
+@dg.op(
+    name="recover_journals",
+    description="Records the pairs whose publish was cut short before its record, from their "
+    "publish journals, for the given organizations.",
+)
+def recover_journals(
+    context: dg.OpExecutionContext, config: JournalRecovery, export_files: ExportFiles
+) -> None:
+    recovered = sweep_journals(
+        context.instance,
+        export_files.store(f"run {context.run_id}"),
+        config.org_ids,
+        context.log,
+        "journal_recovery_job",
+        context.log_event,
+        wait=True,
+    )
+    context.log.info(f"{recovered} pairs recorded from their publish journals")
+
+
+@dg.job(
+    name="journal_recovery_job",
+    executor_def=dg.in_process_executor,
+    tags=DELIVERY_WORK | DELIVERY_MAX_RUNTIME,
+    description="Records pairs published by an export run that ended before recording them "
+    "(cancelled, or its process lost), from their publish journals (launched by "
+    "delivery_sensor with ops.recover_journals.config.org_ids).",
+)
+def journal_recovery_job() -> None:
+    recover_journals()

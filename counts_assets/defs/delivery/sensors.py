@@ -11,9 +11,11 @@ versions (`counts_assets.core.delivery.plan`). Nothing depends on a cursor that 
 work: an outage, a stopped daemon, a crashed run or a briefly broken org file only delay a
 pair. The cursor keeps small per-org facts (destination and org file last seen, refusals, the last
 request). One delivery run per org at a time; a run that failed is requested again after
-`COUNTS_DELIVERY_RETRY_MINUTES`, one that succeeded with more pairs left at once. A pair
-published by a run that ended before recording it (cancelled, or its process lost) is recorded
-from its publish journal, and so becomes a candidate too."""
+`COUNTS_DELIVERY_RETRY_MINUTES`, one that succeeded with more pairs left at once. For each
+export run that ended without success (cancelled, failed, its process lost) it requests a
+`journal_recovery_job` run for the run's orgs: a pair that run published but did not record is
+recorded from its publish journal, and so becomes a candidate too. The tick itself reads only
+the instance, never the files."""
 
 from __future__ import annotations
 
@@ -31,11 +33,12 @@ from counts_assets.defs.delivery.jobs import delivery_job, redelivery_job
 from counts_assets.defs.delivery.ledger import (
     ledger_key,
 )
-from counts_assets.defs.delivery.recovery import sweep_journals
+from counts_assets.defs.delivery.recovery import ended_export_runs, journal_recovery_job
 from counts_assets.defs.delivery.resources import DeliveryResource
+from counts_assets.defs.exports.jobs import daily_export_job, monthly_reconciliation_job
 from counts_assets.defs.shared.cadence import DAILY, MONTHLY
 from counts_assets.defs.shared.records import latest_ids, metadata_of
-from counts_assets.defs.shared.resources import ExportFiles, OrgRegistry
+from counts_assets.defs.shared.resources import OrgRegistry
 from counts_assets.defs.shared.runs import (
     DESTINATION_TAG,
     MORE_PENDING_TAG,
@@ -54,6 +57,12 @@ MAX_ANNOUNCED_PER_TICK = 1000
 # Ledger records read per tick, per ledger and kind: a year of a fleet's entries is learned
 # over a few ticks, never in one long one.
 LEARNED_PER_TICK = 5000
+# Export runs that ended without success are looked for this far back when the sensor starts
+# afresh, and each tick looks this much before its previous one (a run's end is committed a
+# moment after its time).
+RECOVERY_LOOKBACK = dt.timedelta(days=1)
+RECOVERY_OVERLAP = dt.timedelta(minutes=5)
+EXPORT_JOBS = {DAILY.name: daily_export_job.name, MONTHLY.name: monthly_reconciliation_job.name}
 
 
 @dataclass
@@ -69,6 +78,8 @@ class DeliveryState:
     learned_up_to: dict[str, int] = field(default_factory=dict)  # per ledger and kind of record
     requested: dict[str, list] = field(default_factory=dict)  # org -> [epoch, newest id, run key]
     announced: dict[str, int] = field(default_factory=dict)  # org -> newest waiting id shown
+    recovery_checked: float = 0.0  # when ended export runs were last looked for
+    recovered_runs: dict[str, float] = field(default_factory=dict)  # run id -> its end
 
     @classmethod
     def load(cls, cursor: str | None) -> DeliveryState:
@@ -233,30 +244,21 @@ def _due(
     name="delivery_sensor",
     minimum_interval_seconds=30,
     default_status=dg.DefaultSensorStatus.RUNNING,
-    job=delivery_job,
+    jobs=[delivery_job, journal_recovery_job],
     description="Finds every published pair not yet delivered to the current target and "
     "launches one delivery run per organization for a batch of them; a pair stays pending, "
-    "and is requested again, until the ledger records it delivered.",
+    "and is requested again, until the ledger records it delivered. For each export run that "
+    "ended without success it launches a journal_recovery_job run for the run's orgs.",
 )
 def delivery_sensor(
     context: dg.SensorEvaluationContext,
     delivery: DeliveryResource,
     org_registry: OrgRegistry,
-    export_files: ExportFiles,
 ):
     instance = context.instance
     state = DeliveryState.load(context.cursor)
     orgs = org_registry.load().orgs
-    recovered = sweep_journals(
-        instance,
-        export_files.store("delivery_sensor"),
-        sorted(orgs),
-        context.log,
-        "delivery_sensor",
-        instance.report_runless_asset_event,
-    )
-    if recovered:
-        context.log.info(f"{recovered} pairs recorded from their publish journals")
+    recoveries = _journal_recoveries(instance, state, sorted(orgs))
     _learn_from_the_ledger(instance, state)
     # Runs in flight are read before the storage ids: an entry an old-destination run writes after
     # this tick's ids is covered by the next tick, when the run is still in flight.
@@ -304,6 +306,7 @@ def delivery_sensor(
         state.requested[org_id] = [now, newest_pair, run_key]
         requests.append(
             dg.RunRequest(
+                job_name=delivery_job.name,
                 run_key=run_key,
                 run_config=dg.RunConfig(
                     ops={
@@ -327,4 +330,41 @@ def delivery_sensor(
             f"{sum(len(p) for p in pending.values())} pairs to look at; "
             f"{len(requests)} delivery runs requested"
         )
-    return dg.SensorResult(run_requests=requests, asset_events=events, cursor=state.dump())
+    return dg.SensorResult(
+        run_requests=recoveries + requests, asset_events=events, cursor=state.dump()
+    )
+
+
+def _journal_recoveries(
+    instance: dg.DagsterInstance, state: DeliveryState, registered: list[str]
+) -> list[dg.RunRequest]:
+    """A `journal_recovery_job` request for each export run that ended without success since
+    the previous tick (each once): the run may have published pairs it did not record."""
+    now = dt.datetime.now(dt.UTC)
+    if state.recovery_checked:
+        since = dt.datetime.fromtimestamp(state.recovery_checked, dt.UTC) - RECOVERY_OVERLAP
+    else:
+        since = now - RECOVERY_LOOKBACK
+    requests = []
+    for run_id, ended_at, orgs in ended_export_runs(instance, EXPORT_JOBS, since):
+        if run_id in state.recovered_runs:
+            continue
+        state.recovered_runs[run_id] = ended_at
+        requests.append(
+            dg.RunRequest(
+                job_name=journal_recovery_job.name,
+                run_key=f"journals|{run_id}",
+                run_config=dg.RunConfig(
+                    ops={"recover_journals": {"config": {"org_ids": orgs or registered}}}
+                ),
+                tags=NO_RUN_RETRIES,
+            )
+        )
+    # A run that ended before `since` is never found again.
+    state.recovered_runs = {
+        run_id: ended_at
+        for run_id, ended_at in state.recovered_runs.items()
+        if ended_at >= since.timestamp()
+    }
+    state.recovery_checked = now.timestamp()
+    return requests

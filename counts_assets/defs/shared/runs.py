@@ -66,13 +66,19 @@ def export_runs(
     summary: dg.AssetKey,
     statuses: list[dg.DagsterRunStatus],
     created_after: dt.datetime | None = None,
+    updated_after: dt.datetime | None = None,
 ) -> list[dg.RunRecord]:
     """The runs that make a cadence's pairs: its job's, and those launched from the asset pages
     (Dagster's implicit asset job) whose selection holds the cadence's files."""
     records = []
     for name in (job_name, IMPLICIT_ASSET_JOB):
         runs = instance.get_run_records(
-            dg.RunsFilter(job_name=name, statuses=statuses, created_after=created_after)
+            dg.RunsFilter(
+                job_name=name,
+                statuses=statuses,
+                created_after=created_after,
+                updated_after=updated_after,
+            )
         )
         records += [
             r for r in runs if name == job_name or summary in (r.dagster_run.asset_selection or ())
