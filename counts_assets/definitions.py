@@ -29,32 +29,37 @@ warnings.filterwarnings(
 )
 
 
-def _env(name: str, default: str | None) -> str | dg.EnvVar | None:
-    """The env var itself when set (the UI then shows where the value comes from)."""
-    return dg.EnvVar(name) if name in os.environ else default
-
-
 def default_resources() -> dict[str, dg.ConfigurableResource]:
+    """The resources from the environment. Every COUNTS_ variable is checked first (a wrong
+    one fails the code location's load, naming it). A text setting that is set reaches its
+    resource as `dg.EnvVar`: the UI shows which variable it comes from, never its value (a URL
+    may hold a password). Numbers and true/false settings are values, checked again by the
+    resource's own limits (Dagster's EnvVar is text, or a whole number that bypasses them)."""
+    env = settings.current()
+
+    def text(name: str, default: str | None) -> str | dg.EnvVar | None:
+        return dg.EnvVar(name) if name in os.environ else default
+
     return {
         "org_registry": OrgRegistry(
-            orgs_dir=_env("COUNTS_ORGS_DIR", settings.DEFAULT_ORGS_DIR),
-            first_date=settings.first_date().isoformat(),
+            orgs_dir=text("COUNTS_ORGS_DIR", str(env.orgs_dir)),
+            first_date=text("COUNTS_FIRST_DATE", env.first_date.isoformat()),
         ),
-        "source": SourceReader(url=_env("COUNTS_SOURCE_URL", settings.DEFAULT_SOURCE_URL)),
+        "source": SourceReader(url=text("COUNTS_SOURCE_URL", env.source_url)),
         "export_files": ExportFiles(
-            export_dir=_env("COUNTS_EXPORT_DIR", settings.DEFAULT_EXPORT_DIR),
-            lock_wait_seconds=settings.lock_wait_seconds(),
+            export_dir=text("COUNTS_EXPORT_DIR", str(env.export_dir)),
+            lock_wait_seconds=env.lock_wait_seconds,
         ),
         "delivery": DeliveryResource(
-            url=_env("COUNTS_DELIVERY_URL", settings.DEFAULT_DELIVERY_URL),
-            key_file=_env("COUNTS_SFTP_KEY_FILE", None),
-            known_hosts=_env("COUNTS_SFTP_KNOWN_HOSTS", None),
-            attempts=settings.delivery_attempts(),
-            retry_minutes=settings.delivery_retry_minutes(),
-            audit_days=settings.audit_days(),
-            audit_repair=settings.audit_repair(),
+            url=text("COUNTS_DELIVERY_URL", env.delivery_url),
+            key_file=text("COUNTS_SFTP_KEY_FILE", None),
+            known_hosts=text("COUNTS_SFTP_KNOWN_HOSTS", None),
+            attempts=env.delivery_attempts,
+            retry_minutes=env.delivery_retry_minutes,
+            audit_days=env.audit_days,
+            audit_repair=env.audit_repair,
         ),
-        "alerts": AlertHook(url=_env("COUNTS_ALERT_URL", None)),
+        "alerts": AlertHook(url=text("COUNTS_ALERT_URL", None)),
     }
 
 

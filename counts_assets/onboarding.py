@@ -112,13 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--days", type=int, default=90, help="how far back to look")
     args = parser.parse_args(argv)
 
-    org, errors = check_org_file(args.org_file, settings.first_date())
+    org, errors = check_org_file(args.org_file, settings.current().first_date)
     if org is None:
         print(f"{args.org_file}: not a valid organization file:")
         for error in errors:
             print(f"  {error}")
         return 1
-    registry = load_registry(settings.orgs_dir(), settings.first_date())
+    registry = load_registry(settings.current().orgs_dir, settings.current().first_date)
     clashes = [e for e in registry.errors if e.field == "id" and org.id in e.reason]
     clashes += [
         f"{args.org_file}: delivery.remote_dir: {org.remote_dir!r} overlaps {other_id}'s "
@@ -126,13 +126,13 @@ def main(argv: list[str] | None = None) -> int:
         for other_id, other in registry.orgs.items()
         if other_id != org.id and folders_overlap(org.remote_dir, other.remote_dir)
     ]
-    in_folder = args.org_file.resolve().parent == settings.orgs_dir().resolve()
+    in_folder = args.org_file.resolve().parent == settings.current().orgs_dir.resolve()
     if org.id in registry.orgs and not in_folder:
         clashes.append(f"{args.org_file}: id: {org.id!r} is already registered by another file")
     if args.org_file.suffix != ".yaml":
         clashes.append(f"{args.org_file}: the registry reads only files named <id>.yaml")
     today = dt.datetime.now(dt.UTC).date()
-    url = settings.source_url()
+    url = settings.current().source_url
     tables = read_source(source_engine(url), [org], today - dt.timedelta(days=args.days), today)
     report = check_org(org, tables, today, args.days)
     report.problems = [str(e) for e in clashes] + report.problems

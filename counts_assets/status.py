@@ -30,7 +30,7 @@ def destination_from_settings() -> Callable[[Organization], str]:
 
 
 def main() -> int:
-    registry = load_registry(settings.orgs_dir(), settings.first_date())
+    registry = load_registry(settings.current().orgs_dir, settings.current().first_date)
     with dg.DagsterInstance.get() as instance:
         rows = fleet_health(
             instance,

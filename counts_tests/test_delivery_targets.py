@@ -5,12 +5,14 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import os
+import random
 import socket
 import threading
 import time
 
 import paramiko
 import pytest
+import tenacity
 
 from counts_assets.core.delivery.retry import RetryPolicy, Session, with_retries
 from counts_assets.core.delivery.targets import DeliveryError, OutboxTarget, contained_path
@@ -210,11 +212,17 @@ def test_delivery_url_errors(url, key, known, message):
         target_from_url(url, key, known, 5)
 
 
-def test_backoff_is_exponential_with_full_jitter():
-    policy = RetryPolicy(attempts=6, first_delay=2, max_delay=20)
-    upper = [policy.delay(a, draw=lambda low, high: high) for a in range(6)]
-    assert upper == [2, 4, 8, 16, 20, 20]
-    assert policy.delay(3, draw=lambda low, high: low) == 0
+def test_backoff_is_exponential_with_full_jitter(monkeypatch):
+    wait = RetryPolicy(attempts=6, first_delay=2, max_delay=20).wait()
+
+    def before_attempt(n, draw):
+        monkeypatch.setattr(random, "uniform", draw)
+        state = tenacity.RetryCallState(None, None, (), {})
+        state.attempt_number = n
+        return wait(state)
+
+    assert [before_attempt(n, lambda low, high: high) for n in range(1, 7)] == [2, 4, 8, 16, 20, 20]
+    assert before_attempt(4, lambda low, high: low) == 0
 
 
 @pytest.fixture

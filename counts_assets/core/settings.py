@@ -1,105 +1,51 @@
-"""Environment settings, each with its documented default (README, Configuration)."""
+"""The platform's environment, `COUNTS_<NAME>`, each with its documented default (README,
+Configuration), parsed and checked in one place (pydantic-settings). A wrong value fails
+naming the variable, the value and the reason."""
 
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
+from typing import Annotated
 
-DEFAULT_ORGS_DIR = "./organizations"
-DEFAULT_SOURCE_URL = "sqlite:///data/demo_source.sqlite"
-DEFAULT_EXPORT_DIR = "./data/exports"
-DEFAULT_FIRST_DATE = "2025-01-01"
-DEFAULT_DELIVERY_URL = "file://" + str(Path("./data/outbox").resolve())
-DEFAULT_GRACE_MINUTES = 60
-DEFAULT_DELIVERY_RETRY_MINUTES = 10.0
-DEFAULT_DELIVERY_ATTEMPTS = 6
-DEFAULT_AUDIT_DAYS = 35
-DEFAULT_LOCK_WAIT_SECONDS = 60.0
+from pydantic import BeforeValidator, Field, ValidationError
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-def orgs_dir() -> Path:
-    return Path(os.environ.get("COUNTS_ORGS_DIR", DEFAULT_ORGS_DIR))
+def _iso_date(value: object) -> object:
+    # Only YYYY-MM-DD: pydantic alone would also read a number as a timestamp.
+    return dt.date.fromisoformat(value.strip()) if isinstance(value, str) else value
 
 
-def source_url() -> str:
-    return os.environ.get("COUNTS_SOURCE_URL", DEFAULT_SOURCE_URL)
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COUNTS_", frozen=True, extra="ignore")
+
+    orgs_dir: Path = Path("./organizations")
+    source_url: str = "sqlite:///data/demo_source.sqlite"
+    export_dir: Path = Path("./data/exports")
+    first_date: Annotated[dt.date, BeforeValidator(_iso_date)] = dt.date(2025, 1, 1)
+    delivery_url: str = Field(
+        default_factory=lambda: "file://" + str(Path("./data/outbox").resolve())
+    )
+    sftp_key_file: str | None = None
+    sftp_known_hosts: str | None = None
+    alert_url: str | None = None
+    grace_minutes: int = Field(60, ge=0)
+    delivery_retry_minutes: float = Field(10.0, gt=0)  # fractions allowed
+    delivery_attempts: int = Field(6, ge=1)  # per pair within one delivery run
+    audit_days: int = Field(35, ge=0)  # past days of pairs delivery_audit reads back
+    audit_repair: bool = False  # whether delivery_audit makes divergent pairs pending again
+    lock_wait_seconds: float = Field(60.0, gt=0)  # a run's wait for a pair's lock
 
 
-def export_dir() -> Path:
-    return Path(os.environ.get("COUNTS_EXPORT_DIR", DEFAULT_EXPORT_DIR))
-
-
-def first_date() -> dt.date:
-    raw = os.environ.get("COUNTS_FIRST_DATE", DEFAULT_FIRST_DATE)
+def current() -> Settings:
+    """The environment as it is now (read at each call: a test or a shell may change it)."""
     try:
-        return dt.date.fromisoformat(raw.strip())
-    except ValueError as exc:
-        raise ValueError(f"COUNTS_FIRST_DATE={raw!r} is not a YYYY-MM-DD date") from exc
-
-
-def grace_minutes() -> int:
-    raw = os.environ.get("COUNTS_GRACE_MINUTES", str(DEFAULT_GRACE_MINUTES))
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ValueError(f"COUNTS_GRACE_MINUTES={raw!r} is not a whole number") from exc
-    if value < 0:
-        raise ValueError(f"COUNTS_GRACE_MINUTES={raw!r} must not be negative")
-    return value
-
-
-def delivery_retry_minutes() -> float:
-    """How often a pair that is still pending is requested again (fractions allowed)."""
-    raw = os.environ.get("COUNTS_DELIVERY_RETRY_MINUTES", str(DEFAULT_DELIVERY_RETRY_MINUTES))
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ValueError(f"COUNTS_DELIVERY_RETRY_MINUTES={raw!r} is not a number") from exc
-    if not value > 0:
-        raise ValueError(f"COUNTS_DELIVERY_RETRY_MINUTES={raw!r} must be more than 0")
-    return value
-
-
-def delivery_attempts() -> int:
-    """Attempts per pair within one delivery run."""
-    raw = os.environ.get("COUNTS_DELIVERY_ATTEMPTS", str(DEFAULT_DELIVERY_ATTEMPTS))
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ValueError(f"COUNTS_DELIVERY_ATTEMPTS={raw!r} is not a whole number") from exc
-    if value < 1:
-        raise ValueError(f"COUNTS_DELIVERY_ATTEMPTS={raw!r} must be at least 1")
-    return value
-
-
-def audit_days() -> int:
-    """How many past days of pairs `delivery_audit` reads back at each destination."""
-    raw = os.environ.get("COUNTS_AUDIT_DAYS", str(DEFAULT_AUDIT_DAYS))
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ValueError(f"COUNTS_AUDIT_DAYS={raw!r} is not a whole number") from exc
-    if value < 0:
-        raise ValueError(f"COUNTS_AUDIT_DAYS={raw!r} must not be negative")
-    return value
-
-
-def audit_repair() -> bool:
-    """Whether `delivery_audit` makes the divergent pairs it finds pending again."""
-    raw = os.environ.get("COUNTS_AUDIT_REPAIR", "false").strip().casefold()
-    if raw not in ("true", "false"):
-        raise ValueError(f"COUNTS_AUDIT_REPAIR={raw!r} must be true or false")
-    return raw == "true"
-
-
-def lock_wait_seconds() -> float:
-    """How long a run waits for a pair's lock before that pair fails alone."""
-    raw = os.environ.get("COUNTS_LOCK_WAIT_SECONDS", str(DEFAULT_LOCK_WAIT_SECONDS))
-    try:
-        value = float(raw)
-    except ValueError as exc:
-        raise ValueError(f"COUNTS_LOCK_WAIT_SECONDS={raw!r} is not a number") from exc
-    if not value > 0:
-        raise ValueError(f"COUNTS_LOCK_WAIT_SECONDS={raw!r} must be more than 0")
-    return value
+        return Settings()
+    except ValidationError as exc:
+        raise ValueError(
+            "; ".join(
+                f"COUNTS_{str(error['loc'][0]).upper()}={error['input']!r}: {error['msg']}"
+                for error in exc.errors()
+            )
+        ) from None

@@ -54,11 +54,11 @@ def ensure_store(url: str, fresh: bool) -> bool:
 def last_due(orgs: Iterable[Organization]) -> tuple[dt.date, dt.date]:
     """The newest day and month due for any of the orgs now."""
     now = dt.datetime.now(dt.UTC)
-    grace = dt.timedelta(minutes=settings.grace_minutes())
+    grace = dt.timedelta(minutes=settings.current().grace_minutes)
     days, months = [DEMO_LAST], [DEMO_LAST.replace(day=1)]
     for org in orgs:
-        days += due_periods(org, now, grace, settings.first_date(), monthly=False)[-1:]
-        months += due_periods(org, now, grace, settings.first_date(), monthly=True)[-1:]
+        days += due_periods(org, now, grace, settings.current().first_date, monthly=False)[-1:]
+        months += due_periods(org, now, grace, settings.current().first_date, monthly=True)[-1:]
     return max(days), max(months)
 
 
@@ -115,7 +115,7 @@ def show_health(instance: dg.DagsterInstance) -> None:
     )
     rows = fleet_health(
         instance,
-        load_registry(settings.orgs_dir(), settings.first_date()),
+        load_registry(settings.current().orgs_dir, settings.current().first_date),
         dt.datetime.now(dt.UTC),
         destination_from_settings(),
         cache_dir=health_cache(instance),
@@ -191,9 +191,9 @@ def main() -> None:
     parser.add_argument("--fresh", action="store_true", help="regenerate the demo store")
     args = parser.parse_args()
 
-    url = settings.source_url()
+    url = settings.current().source_url
     new_store = ensure_store(url, args.fresh)
-    registry = load_registry(settings.orgs_dir(), settings.first_date())
+    registry = load_registry(settings.current().orgs_dir, settings.current().first_date)
     for error in registry.errors:
         print(f"organization file rejected: {error}")
     instance = dg.DagsterInstance.get()
@@ -226,7 +226,7 @@ def main() -> None:
         ordered,
     )
     deliver_pending(instance)
-    export_dir = settings.export_dir()
+    export_dir = settings.current().export_dir
     files = sorted(export_dir.rglob("*.csv"))
     print(f"\n{len(files)} files in {export_dir.resolve()}:")
     for org_dir in sorted(p for p in export_dir.iterdir() if p.is_dir() and p.name[0] != "."):

@@ -1,16 +1,17 @@
-"""One connection to the target for a whole delivery run, and retries of transient failures
-with exponential back-off and full jitter; the attempts count per pair. A permanent failure, or
-a pair whose attempts are spent (the target is down), ends the run: the pairs not sent stay
-pending."""
+"""One connection to the target for a whole delivery run, and retries of transient failures with
+exponential back-off and full jitter (tenacity); the attempts count per pair. A permanent
+failure, or a pair whose attempts are spent (the target is down), ends the run: the pairs not
+sent stay pending."""
 
 from __future__ import annotations
 
 import contextlib
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
+
+import tenacity
 
 from counts_assets.core.delivery.targets import Connection, DeliveryError, DeliveryTarget
 
@@ -23,9 +24,9 @@ class RetryPolicy:
     first_delay: float = 2.0
     max_delay: float = 60.0
 
-    def delay(self, attempt: int, draw: Callable[[float, float], float] = random.uniform) -> float:
-        """Full jitter: uniform in [0, min(max, first * 2^attempt)] (attempt counts from 0)."""
-        return draw(0.0, min(self.max_delay, self.first_delay * 2**attempt))
+    def wait(self) -> tenacity.wait.wait_base:
+        """Full jitter: uniform in [0, min(max, first * 2^(n-1))] before attempt n+1."""
+        return tenacity.wait_random_exponential(multiplier=self.first_delay, max=self.max_delay)
 
 
 class Session:
@@ -61,15 +62,26 @@ def with_retries(
 ) -> Result:
     """`attempt(connection)` until it succeeds, a permanent failure, or the policy's attempts
     are spent; a failed attempt drops the connection, and the next one opens a new one."""
-    tries = 0
-    while True:
+
+    def once() -> Result:
         try:
             return attempt(session.connection())
-        except DeliveryError as exc:
+        except DeliveryError:
             session.drop()
-            tries += 1
-            if not exc.transient or tries >= policy.attempts:
-                raise
-            wait = policy.delay(tries - 1)
-            log(f"attempt {tries} of {policy.attempts} failed ({exc}); retrying in {wait:.1f}s")
-            sleep(wait)
+            raise
+
+    def say(state: tenacity.RetryCallState) -> None:
+        log(
+            f"attempt {state.attempt_number} of {policy.attempts} failed "
+            f"({state.outcome.exception()}); retrying in {state.upcoming_sleep:.1f}s"
+        )
+
+    retrying = tenacity.Retrying(
+        stop=tenacity.stop_after_attempt(policy.attempts),
+        wait=policy.wait(),
+        retry=tenacity.retry_if_exception(lambda e: isinstance(e, DeliveryError) and e.transient),
+        before_sleep=say,
+        sleep=sleep,
+        reraise=True,
+    )
+    return retrying(once)

@@ -148,7 +148,7 @@ def _requests(
     org_order = context.instance.get_dynamic_partitions(ORGS_PARTITION_SET)
     registered = set(org_order)
     orgs = [org for org_id, org in sorted(registry.orgs.items()) if org_id in registered]
-    grace = dt.timedelta(minutes=settings.grace_minutes())
+    grace = dt.timedelta(minutes=settings.current().grace_minutes)
     first = dt.date.fromisoformat(org_registry.first_date)
     due = (due_months if monthly else due_days)(orgs, now, grace, first)
     keys = {str(partition_key(monthly, org_id, start)): (org_id, start) for org_id, start in due}

@@ -257,8 +257,8 @@ def fleet_health(
     """One row per organization file, in id order, then the rejected files. `destination(org)` is
     where the org's pairs go now (the delivery target's endpoint and its remote_dir);
     `cache_dir` keeps the facts of the records already read (see `health_cache`)."""
-    grace = dt.timedelta(minutes=settings.grace_minutes()) if grace is None else grace
-    first_date = first_date or settings.first_date()
+    grace = dt.timedelta(minutes=settings.current().grace_minutes) if grace is None else grace
+    first_date = first_date or settings.current().first_date
     orgs = registry.orgs
     publishes = {
         c.name: {

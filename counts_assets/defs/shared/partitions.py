@@ -17,7 +17,7 @@ orgs_partitions = dg.DynamicPartitionsDefinition(name=ORGS_PARTITION_SET)
 daily_partitions = dg.MultiPartitionsDefinition(
     {
         "date": dg.DailyPartitionsDefinition(
-            start_date=settings.first_date().isoformat(), end_offset=1
+            start_date=settings.current().first_date.isoformat(), end_offset=1
         ),
         "org": orgs_partitions,
     }
@@ -27,7 +27,7 @@ daily_partitions = dg.MultiPartitionsDefinition(
 monthly_partitions = dg.MultiPartitionsDefinition(
     {
         "month": dg.MonthlyPartitionsDefinition(
-            start_date=settings.first_date().replace(day=1).isoformat(), end_offset=1
+            start_date=settings.current().first_date.replace(day=1).isoformat(), end_offset=1
         ),
         "org": orgs_partitions,
     }
