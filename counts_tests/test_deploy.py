@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -37,7 +38,8 @@ def test_the_helm_values_carry_the_platform_settings():
     names = {e["name"] for e in location["env"]}
     documented = set(re.findall(r"\| `(COUNTS_[A-Z_]+)` \|", (REPO / "README.md").read_text()))
     secret = {"COUNTS_SOURCE_URL", "COUNTS_DELIVERY_URL"}  # in the counts-secrets secret
-    optional = {"COUNTS_ALERT_URL", "COUNTS_DAGSTER_PG_URL"}  # the chart configures its storage
+    # The chart configures its storage; the batches are on unless turned off.
+    optional = {"COUNTS_ALERT_URL", "COUNTS_DAGSTER_PG_URL", "COUNTS_DAGSTER_INTERNALS"}
     assert documented - names == secret | optional
     assert location["envSecrets"] == [{"name": "counts-secrets"}]
     assert values["runLauncher"]["type"] == "K8sRunLauncher"
@@ -65,6 +67,39 @@ def test_the_helm_values_carry_the_platform_settings():
         "pollIntervalSeconds": monitoring["poll_interval_seconds"],
         "freeSlotsAfterRunEndSeconds": monitoring["free_slots_after_run_end_seconds"],
     }
+
+
+def test_every_process_that_creates_or_executes_runs_plans_ranged_runs_the_same_way(tmp_path):
+    """The daemon (backfills, schedules, sensors), the webserver (launches) and the run pods
+    (re-executions) all create runs. With the embedded instance the event log answers for all
+    of them; with the chart's PostgreSQL instance each gets Dagster's variable."""
+    switch = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
+    values = yaml.safe_load((REPO / "deploy" / "helm" / "values.yaml").read_text())
+    (location,) = values["dagster-user-deployments"]["deployments"]
+    assert {"name": switch, "value": "true"} in location["env"]
+    assert location["includeConfigInLaunchedRuns"]["enabled"] is True  # the run pods
+    assert values["dagsterDaemon"]["env"][switch] == "true"
+    assert values["dagsterWebserver"]["env"][switch] == "true"
+    script = (
+        "import dagster as dg; from counts_assets.defs.shared.event_log import PLANNED_SUBSET; "
+        "print(getattr(dg.DagsterInstance.get().event_log_storage, PLANNED_SUBSET))"
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
+    env = {k: v for k, v in os.environ.items() if k != switch} | {"DAGSTER_HOME": str(home)}
+    answers = {}
+    for internals in ("true", "false"):
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            env=env | {"COUNTS_DAGSTER_INTERNALS": internals},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        answers[internals] = done.stdout.strip()
+    # Without the variable: yes from the instance's own storage; Dagster's answer when forced off.
+    assert answers == {"true": "True", "false": "False"}
 
 
 def test_the_image_entry_point_loads_the_definitions(tmp_path):

@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     audit_days: int = Field(35, ge=0)  # past days of pairs delivery_audit reads back
     audit_repair: bool = False  # whether delivery_audit makes divergent pairs pending again
     lock_wait_seconds: float = Field(60.0, gt=0)  # a run's wait for a pair's lock
+    # false: Dagster's public behaviour only (defs/shared/event_log.py), slower
+    dagster_internals: bool = True
 
 
 def current() -> Settings:

@@ -217,8 +217,8 @@ def _note_changes(
 
 
 def _last_run_outcome(instance: dg.DagsterInstance, run_key: str) -> dg.DagsterRun | None:
-    runs = instance.get_runs(filters=dg.RunsFilter(tags={RUN_KEY_TAG: run_key}), limit=1)
-    return runs[0] if runs else None
+    records = instance.get_run_records(dg.RunsFilter(tags={RUN_KEY_TAG: run_key}), limit=1)
+    return records[0].dagster_run if records else None
 
 
 def _due(

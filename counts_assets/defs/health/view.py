@@ -190,7 +190,7 @@ def _delivery_failures(
         if org_id and (org_id not in newest or newest[org_id][0] < record.create_timestamp):
             newest[org_id] = (record.create_timestamp, record.dagster_run.run_id)
     for org_id, (at, _) in list(newest.items()):
-        if instance.get_runs(
+        if instance.get_run_records(
             dg.RunsFilter(
                 job_name=delivery_job.name,
                 tags={ORG_TAG: org_id},

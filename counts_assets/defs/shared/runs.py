@@ -53,7 +53,8 @@ def run_org(run: dg.DagsterRun) -> str | None:
 
 
 def in_flight_runs(instance: dg.DagsterInstance, job_name: str) -> list[dg.DagsterRun]:
-    return list(instance.get_runs(filters=dg.RunsFilter(job_name=job_name, statuses=IN_FLIGHT)))
+    records = instance.get_run_records(dg.RunsFilter(job_name=job_name, statuses=IN_FLIGHT))
+    return [record.dagster_run for record in records]
 
 
 # Dagster's job for the runs launched from the asset pages: a materialization or a backfill.
