@@ -92,7 +92,7 @@ def project(work: Path, days: int) -> dict:
     from counts_assets.definitions import build_defs
     from counts_assets.defs.delivery.resources import DeliveryResource
     from counts_assets.defs.exports.resources import SourceReader
-    from counts_assets.defs.health.alerts import AlertHook
+    from counts_assets.defs.health.resources import AlertHook
     from counts_assets.defs.shared.resources import ExportFiles, OrgRegistry
     from counts_assets.defs.shared.runs import RANGE_END_TAG, RANGE_START_TAG
 

@@ -11,7 +11,7 @@ from counts_assets.defs.delivery.resources import DeliveryResource
 from counts_assets.defs.exports import definitions as exports
 from counts_assets.defs.exports.resources import SourceReader
 from counts_assets.defs.health import definitions as health
-from counts_assets.defs.health.alerts import AlertHook
+from counts_assets.defs.health.resources import AlertHook
 from counts_assets.defs.organizations import definitions as organizations
 from counts_assets.defs.shared.resources import ExportFiles, OrgRegistry
 
@@ -33,8 +33,9 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
     """The resources from the environment. Every COUNTS_ variable is checked first (a wrong
     one fails the code location's load, naming it). A text setting that is set reaches its
     resource as `dg.EnvVar`: the UI shows which variable it comes from, never its value (a URL
-    may hold a password). Numbers and true/false settings are values, checked again by the
-    resource's own limits (Dagster's EnvVar is text, or a whole number that bypasses them)."""
+    may hold a password). The first date, numbers and true/false settings are values as
+    checked, and checked again by the resource's own limits (Dagster's EnvVar is text, or a
+    whole number that bypasses them)."""
     env = settings.current()
 
     def text(name: str, default: str | None) -> str | dg.EnvVar | None:
@@ -43,7 +44,7 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
     return {
         "org_registry": OrgRegistry(
             orgs_dir=text("COUNTS_ORGS_DIR", str(env.orgs_dir)),
-            first_date=text("COUNTS_FIRST_DATE", env.first_date.isoformat()),
+            first_date=env.first_date.isoformat(),
         ),
         "source": SourceReader(url=text("COUNTS_SOURCE_URL", env.source_url)),
         "export_files": ExportFiles(

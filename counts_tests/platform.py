@@ -16,7 +16,7 @@ import dagster as dg
 from counts_assets.definitions import build_defs
 from counts_assets.defs.delivery.resources import DeliveryResource
 from counts_assets.defs.exports.resources import SourceReader
-from counts_assets.defs.health.alerts import AlertHook
+from counts_assets.defs.health.resources import AlertHook
 from counts_assets.defs.shared.resources import ExportFiles, OrgRegistry
 from counts_assets.defs.shared.runs import RANGE_END_TAG, RANGE_START_TAG
 from counts_tests.dagster_processes import REPO, dagster_home

@@ -9,7 +9,8 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import dagster as dg
 
-from counts_assets.defs.health.alerts import AlertHook, run_failure_alert_sensor
+from counts_assets.defs.health.alerts import run_failure_alert_sensor
+from counts_assets.defs.health.resources import AlertHook
 from counts_tests.platform import platform_on
 
 

@@ -18,7 +18,7 @@ import pytest
 from counts_assets.definitions import build_defs
 from counts_assets.defs.delivery.resources import DeliveryResource
 from counts_assets.defs.exports.resources import SourceReader
-from counts_assets.defs.health.alerts import AlertHook
+from counts_assets.defs.health.resources import AlertHook
 from counts_assets.defs.shared.records import latest_records, metadata_of
 from counts_assets.defs.shared.resources import ExportFiles, OrgRegistry
 from counts_tests.dagster_processes import REPO, running_dagster

@@ -44,7 +44,7 @@ def test_an_internal_that_differs_is_announced_once_and_left_alone(monkeypatch):
 
     monkeypatch.setattr(dg.DagsterEvent, "asset_materialization", asset_materialization)
     event_log._batch_metadata_type.cache_clear()
-    event_log._warn.cache_clear()
+    event_log.announce_fallback.cache_clear()
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -55,4 +55,4 @@ def test_an_internal_that_differs_is_announced_once_and_left_alone(monkeypatch):
         assert len(said) == 1 and "takes no batch_metadata" in said[0]
     finally:
         event_log._batch_metadata_type.cache_clear()
-        event_log._warn.cache_clear()
+        event_log.announce_fallback.cache_clear()

@@ -5,6 +5,7 @@ naming the variable, the value and the reason."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -13,8 +14,26 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 def _iso_date(value: object) -> object:
-    # Only YYYY-MM-DD: pydantic alone would also read a number as a timestamp.
-    return dt.date.fromisoformat(value.strip()) if isinstance(value, str) else value
+    # Only YYYY-MM-DD: pydantic alone would read a number as a timestamp, and Python's
+    # fromisoformat also takes 20250101 and week dates.
+    if isinstance(value, str):
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+            raise ValueError("not a YYYY-MM-DD date")
+        return dt.date.fromisoformat(value.strip())
+    return value
+
+
+def _true_or_false(value: object) -> object:
+    # Only true or false, as documented (pydantic alone also takes yes, on, 1...).
+    if isinstance(value, str):
+        word = value.strip().casefold()
+        if word not in ("true", "false"):
+            raise ValueError("must be true or false")
+        return word == "true"
+    return value
+
+
+Flag = Annotated[bool, BeforeValidator(_true_or_false)]
 
 
 class Settings(BaseSettings):
@@ -34,10 +53,10 @@ class Settings(BaseSettings):
     delivery_retry_minutes: float = Field(10.0, gt=0)  # fractions allowed
     delivery_attempts: int = Field(6, ge=1)  # per pair within one delivery run
     audit_days: int = Field(35, ge=0)  # past days of pairs delivery_audit reads back
-    audit_repair: bool = False  # whether delivery_audit makes divergent pairs pending again
+    audit_repair: Flag = False  # whether delivery_audit makes divergent pairs pending again
     lock_wait_seconds: float = Field(60.0, gt=0)  # a run's wait for a pair's lock
     # false: Dagster's public behaviour only (defs/shared/event_log.py), slower
-    dagster_internals: bool = True
+    dagster_internals: Flag = True
 
 
 def current() -> Settings:

@@ -131,7 +131,9 @@ class PairBytes:
     journal: PairVersion | None  # a publish found unrecorded-or-unfinished, now rolled forward
 
     @functools.cached_property
-    def version(self) -> PairVersion:  # hashed once: delivery and the sweep ask several times
+    def version(
+        self,
+    ) -> PairVersion:  # hashed once: delivery and recovery ask again
         return PairVersion(*(sha256(self.contents[k]) for k in ("summary", "needs")))
 
 

@@ -8,7 +8,7 @@ files. A delivery run does the same for its own org before it looks at what to s
 
 import datetime as dt
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Container
 
 import dagster as dg
 
@@ -16,6 +16,7 @@ from counts_assets.core.pairs.store import PairBytes, PairLockTimeout, PairStore
 from counts_assets.defs.delivery.ledger import (
     published_versions,
 )
+from counts_assets.defs.exports.jobs import EXPORT_JOBS
 from counts_assets.defs.shared.cadence import DAILY, MONTHLY, Cadence
 from counts_assets.defs.shared.partitions import partition_key
 from counts_assets.defs.shared.resources import ExportFiles
@@ -49,7 +50,7 @@ def recovered_records(
     return records
 
 
-def sweep_journals(
+def record_journalled_pairs(
     instance: dg.DagsterInstance,
     store: PairStore,
     org_ids: list[str],
@@ -102,21 +103,20 @@ ENDED_WITHOUT_SUCCESS = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCEL
 
 
 def ended_export_runs(
-    instance: dg.DagsterInstance, job_names: dict[str, str], updated_after: dt.datetime
+    instance: dg.DagsterInstance, updated_after: dt.datetime, known: Container[str]
 ) -> list[tuple[str, float, list[str]]]:
-    """(run id, when it ended, its orgs) of every export run that ended without success after
-    `updated_after`: the runs that may have left a publish journal. `job_names`: cadence name
-    -> its export job. An empty list of orgs: the run's partitions are unknown (all orgs)."""
+    """(run id, when its record last changed, its orgs) of every export run that started and
+    ended without success after `updated_after`, but those `known`: the runs that may have
+    left a publish journal (one that never started published nothing). An empty list of orgs:
+    the run's partitions are unknown (all orgs)."""
     ended = {}
-    for cadence in (DAILY, MONTHLY):
+    for cadence, job in EXPORT_JOBS:
         for record in export_runs(
-            instance,
-            job_names[cadence.name],
-            cadence.summary,
-            ENDED_WITHOUT_SUCCESS,
-            updated_after=updated_after,
+            instance, job.name, cadence.summary, ENDED_WITHOUT_SUCCESS, updated_after=updated_after
         ):
             run = record.dagster_run
+            if run.run_id in known or record.start_time is None:
+                continue
             keys = partitions_of(run, cadence.partitions_def, instance)
             orgs = sorted({key.split("|")[1] for key in keys})
             ended[run.run_id] = (run.run_id, record.update_timestamp.timestamp(), orgs)
@@ -135,7 +135,7 @@ class JournalRecovery(dg.Config):
 def recover_journals(
     context: dg.OpExecutionContext, config: JournalRecovery, export_files: ExportFiles
 ) -> None:
-    recovered = sweep_journals(
+    recovered = record_journalled_pairs(
         context.instance,
         export_files.store(f"run {context.run_id}"),
         config.org_ids,

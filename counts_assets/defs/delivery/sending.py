@@ -38,7 +38,7 @@ from counts_assets.defs.delivery.ledger import (
     ledger_key,
     published_pairs,
 )
-from counts_assets.defs.delivery.recovery import recovered_records, sweep_journals
+from counts_assets.defs.delivery.recovery import record_journalled_pairs, recovered_records
 from counts_assets.defs.delivery.resources import DeliveryResource
 from counts_assets.defs.exports.checks import CHECK_INTACT
 from counts_assets.defs.shared.cadence import DAILY, MONTHLY, Cadence
@@ -502,7 +502,7 @@ def deliver_pending(
 ) -> None:
     # Publishes of the org left unrecorded by a run that ended are recorded first: they are
     # the org's newest pairs.
-    sweep_journals(
+    record_journalled_pairs(
         context.instance, store, [org.id], context.log, "a delivery run", context.log_event
     )
     now = dt.datetime.now(dt.UTC)

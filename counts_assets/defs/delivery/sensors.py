@@ -15,7 +15,7 @@ request). One delivery run per org at a time; a run that failed is requested aga
 export run that ended without success (cancelled, failed, its process lost) it requests a
 `journal_recovery_job` run for the run's orgs: a pair that run published but did not record is
 recorded from its publish journal, and so becomes a candidate too. The tick itself reads only
-the instance, never the files."""
+the instance, never the pair files."""
 
 from __future__ import annotations
 
@@ -35,7 +35,6 @@ from counts_assets.defs.delivery.ledger import (
 )
 from counts_assets.defs.delivery.recovery import ended_export_runs, journal_recovery_job
 from counts_assets.defs.delivery.resources import DeliveryResource
-from counts_assets.defs.exports.jobs import daily_export_job, monthly_reconciliation_job
 from counts_assets.defs.shared.cadence import DAILY, MONTHLY
 from counts_assets.defs.shared.records import latest_ids, metadata_of
 from counts_assets.defs.shared.resources import OrgRegistry
@@ -62,7 +61,6 @@ LEARNED_PER_TICK = 5000
 # moment after its time).
 RECOVERY_LOOKBACK = dt.timedelta(days=1)
 RECOVERY_OVERLAP = dt.timedelta(minutes=5)
-EXPORT_JOBS = {DAILY.name: daily_export_job.name, MONTHLY.name: monthly_reconciliation_job.name}
 
 
 @dataclass
@@ -79,7 +77,7 @@ class DeliveryState:
     requested: dict[str, list] = field(default_factory=dict)  # org -> [epoch, newest id, run key]
     announced: dict[str, int] = field(default_factory=dict)  # org -> newest waiting id shown
     recovery_checked: float = 0.0  # when ended export runs were last looked for
-    recovered_runs: dict[str, float] = field(default_factory=dict)  # run id -> its end
+    recovered_runs: dict[str, float] = field(default_factory=dict)  # run id -> its update
 
     @classmethod
     def load(cls, cursor: str | None) -> DeliveryState:
@@ -346,10 +344,8 @@ def _journal_recoveries(
     else:
         since = now - RECOVERY_LOOKBACK
     requests = []
-    for run_id, ended_at, orgs in ended_export_runs(instance, EXPORT_JOBS, since):
-        if run_id in state.recovered_runs:
-            continue
-        state.recovered_runs[run_id] = ended_at
+    for run_id, updated_at, orgs in ended_export_runs(instance, since, state.recovered_runs):
+        state.recovered_runs[run_id] = updated_at
         requests.append(
             dg.RunRequest(
                 job_name=journal_recovery_job.name,
@@ -362,9 +358,9 @@ def _journal_recoveries(
         )
     # A run that ended before `since` is never found again.
     state.recovered_runs = {
-        run_id: ended_at
-        for run_id, ended_at in state.recovered_runs.items()
-        if ended_at >= since.timestamp()
+        run_id: updated_at
+        for run_id, updated_at in state.recovered_runs.items()
+        if updated_at >= since.timestamp()
     }
     state.recovery_checked = now.timestamp()
     return requests

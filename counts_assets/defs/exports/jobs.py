@@ -4,6 +4,7 @@ delivery ledger (`counts_assets.defs.delivery.assets`)."""
 import dagster as dg
 
 from counts_assets.defs.exports.assets import daily_exports, monthly_exports
+from counts_assets.defs.shared.cadence import DAILY, MONTHLY
 from counts_assets.defs.shared.runs import EXPORT_MAX_RUNTIME, EXPORT_WORK
 
 daily_export_job = dg.define_asset_job(
@@ -18,3 +19,6 @@ monthly_reconciliation_job = dg.define_asset_job(
     tags=EXPORT_WORK | EXPORT_MAX_RUNTIME,
     description="The same for one calendar month: the restatement that catches late changes.",
 )
+
+# The job that makes each cadence's pairs (runs launched from the asset pages make them too).
+EXPORT_JOBS = ((DAILY, daily_export_job), (MONTHLY, monthly_reconciliation_job))

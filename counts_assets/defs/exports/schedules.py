@@ -19,7 +19,7 @@ from counts_assets.defs.exports.jobs import daily_export_job, monthly_reconcilia
 from counts_assets.defs.exports.records import STATUS_NOT_ENDED, STATUS_NOT_MADE
 from counts_assets.defs.shared.cadence import DAILY, MONTHLY, Cadence
 from counts_assets.defs.shared.partitions import ORGS_PARTITION_SET, partition_key
-from counts_assets.defs.shared.records import latest_records, metadata_of
+from counts_assets.defs.shared.records import latest_ids, latest_records, metadata_of
 from counts_assets.defs.shared.resources import OrgRegistry
 from counts_assets.defs.shared.runs import (
     IN_FLIGHT,
@@ -110,9 +110,8 @@ def months_and_their_days(
     )
     unsettled = (busy & all_days) | ((due & all_days) - made - requested)
     waiting = {m for m, days in days_of.items() if unsettled.intersection(days)}
-    event = dg.DagsterEventType.ASSET_MATERIALIZATION
-    month_ids = instance.get_latest_storage_id_by_partition(MONTHLY.summary, event, set(months))
-    day_ids = instance.get_latest_storage_id_by_partition(DAILY.summary, event, all_days)
+    month_ids = latest_ids(instance, MONTHLY.summary, months)
+    day_ids = latest_ids(instance, DAILY.summary, all_days)
     behind = {
         m
         for m, days in days_of.items()

@@ -3,35 +3,10 @@ a `file:///path` (appended) or an `http(s)://` webhook (POSTed). Messages carry 
 run id and the failure reason (org ids, record numbers, file paths), never record contents."""
 
 import datetime as dt
-import json
-import urllib.request
-from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import dagster as dg
 
-
-class AlertHook(dg.ConfigurableResource):
-    url: str | None = None
-
-    def send(self, alert: dict) -> None:
-        if not self.url:
-            return
-        line = json.dumps(alert, sort_keys=True)
-        parts = urlsplit(self.url)
-        if parts.scheme == "file":
-            path = Path(unquote(parts.path))
-            path.parent.mkdir(parents=True, exist_ok=True)
-            with open(path, "a", encoding="utf-8") as handle:
-                handle.write(line + "\n")
-        elif parts.scheme in ("http", "https"):
-            request = urllib.request.Request(
-                self.url, data=line.encode(), headers={"Content-Type": "application/json"}
-            )
-            with urllib.request.urlopen(request, timeout=10):
-                pass
-        else:
-            raise ValueError(f"COUNTS_ALERT_URL {self.url!r}: use file:///path or http(s)://")
+from counts_assets.defs.health.resources import AlertHook
 
 
 def failure_alert(run: dg.DagsterRun, message: str) -> dict:

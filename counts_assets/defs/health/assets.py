@@ -8,7 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from counts_assets.defs.delivery.resources import DeliveryResource
-from counts_assets.defs.health.alerts import AlertHook
+from counts_assets.defs.health.resources import AlertHook
 from counts_assets.defs.health.view import (
     attention_markdown,
     fleet_health,
@@ -26,7 +26,7 @@ EVERY_ORG_FINE = "every_org_fine"
 
 @dg.asset(
     name="fleet_health",
-    group_name="organizations",
+    group_name="health",
     check_specs=[
         dg.AssetCheckSpec(
             EVERY_ORG_FINE,

@@ -38,7 +38,9 @@ from counts_assets.defs.delivery.ledger import (
     ledger_entries,
     ledger_key,
 )
-from counts_assets.defs.exports.jobs import daily_export_job, monthly_reconciliation_job
+from counts_assets.defs.exports.jobs import (
+    EXPORT_JOBS,
+)
 from counts_assets.defs.health.alerts import failure_reasons
 from counts_assets.defs.shared.cadence import DAILY, MONTHLY, Cadence
 from counts_assets.defs.shared.records import latest_ids, metadata_of, newest_facts
@@ -53,7 +55,6 @@ from counts_assets.defs.shared.runs import (
 
 # The ledger entries that say the destination holds the pair's version.
 HELD = (DELIVERED, REDELIVERED, UNCHANGED)
-EXPORT_JOBS = ((DAILY, daily_export_job), (MONTHLY, monthly_reconciliation_job))
 EXPORT_RUN_BOUND = dt.timedelta(seconds=int(EXPORT_MAX_RUNTIME[MAX_RUNTIME_TAG])) + SETTLE
 
 # The per-file counts of data-quality findings in a pair's record.

@@ -21,7 +21,3 @@ class Cadence:
 
 DAILY = Cadence("daily", daily_partitions)
 MONTHLY = Cadence("monthly", monthly_partitions)
-
-
-DAILY = Cadence("daily", daily_partitions)
-MONTHLY = Cadence("monthly", monthly_partitions)

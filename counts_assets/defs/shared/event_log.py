@@ -11,6 +11,9 @@ Dagster-free reference on SQLite and 3x on PostgreSQL; with the batches below, u
   `DAGSTER_EVENT_BATCH_SIZE` is set (`definitions.py` sets it in every process that runs a
   step). Fallback: `context.log_event` per record. Either way each record is stored when the
   call returns, so a pair's lock is released only after its record is written.
+- `records.latest_ids` reads the newest record id of every partition in one grouped query
+  (`DagsterInstance.get_latest_storage_id_by_partition`, not public). Fallback: Dagster's
+  public record reads, newest first.
 - `BatchedSqliteEventLogStorage` is Dagster's SQLite event log (the same files under
   $DAGSTER_HOME/history/runs) with the batch writer Dagster's PostgreSQL storage has, and it
   says yes to Dagster's "one planned event per asset for a ranged run" question, so every
@@ -37,8 +40,6 @@ import dagster as dg
 # and this is the module path Dagster's own documentation gives for it in dagster.yaml.
 from dagster._core.storage.event_log import SqliteEventLogStorage
 
-from counts_assets.core import settings
-
 PLANNED_SUBSET = "supports_partition_subset_in_asset_materialization_planned_events"
 _STORAGE_HELPERS = {
     "prepare_insert_event_batch": ["self", "events"],
@@ -55,7 +56,9 @@ class DagsterInternalsWarning(UserWarning):
 
 
 def internals_allowed() -> bool:
-    return settings.current().dagster_internals
+    # Only this variable: the daemon and webserver load this module with the instance, and a
+    # wrong value of another setting must not stop them creating runs.
+    return os.environ.get("COUNTS_DAGSTER_INTERNALS", "true").strip().casefold() != "false"
 
 
 def _params(func: Callable[..., Any]) -> list[str]:
@@ -63,7 +66,8 @@ def _params(func: Callable[..., Any]) -> list[str]:
 
 
 @functools.cache
-def _warn(what: str) -> None:
+def announce_fallback(what: str) -> None:
+    """Says once that an internal differs and what Dagster's public behaviour costs instead."""
     warnings.warn(
         f"Dagster {dg.__version__} differs from what counts_assets expects: {what}. Using "
         "Dagster's public behaviour instead (slower, same results).",
@@ -79,17 +83,19 @@ def _batch_metadata_type() -> type | None:
     try:
         from dagster._core.events import DagsterEventBatchMetadata
     except ImportError:
-        _warn("no DagsterEventBatchMetadata: records are written one by one")
+        announce_fallback("no DagsterEventBatchMetadata: records are written one by one")
         return None
     if tuple(getattr(DagsterEventBatchMetadata, "_fields", ())) != ("id", "is_end"):
-        _warn("DagsterEventBatchMetadata is not (id, is_end): records are written one by one")
+        announce_fallback(
+            "DagsterEventBatchMetadata is not (id, is_end): records are written one by one"
+        )
         return None
     for name, func in (
         ("DagsterEvent.asset_materialization", dg.DagsterEvent.asset_materialization),
         ("DagsterInstance.handle_new_event", dg.DagsterInstance.handle_new_event),
     ):
         if "batch_metadata" not in _params(func):
-            _warn(f"{name} takes no batch_metadata: records are written one by one")
+            announce_fallback(f"{name} takes no batch_metadata: records are written one by one")
             return None
     return DagsterEventBatchMetadata
 
@@ -107,7 +113,9 @@ def _storage_batches() -> bool:
     except ImportError:
         changed.append("SqlEventLogStorageTable")
     if changed:
-        _warn(f"the SQLite event log's {', '.join(changed)} changed: batches written one by one")
+        announce_fallback(
+            f"the SQLite event log's {', '.join(changed)} changed: batches written one by one"
+        )
     return not changed
 
 
@@ -127,7 +135,9 @@ def record_together(
     batch_metadata = _batch_metadata_type() if internals_allowed() else None
     step = getattr(context.op_execution_context, "_step_execution_context", None)
     if batch_metadata is not None and step is None:
-        _warn("the op context has no _step_execution_context: records are written one by one")
+        announce_fallback(
+            "the op context has no _step_execution_context: records are written one by one"
+        )
     if batch_metadata is None or step is None:
         for materialization in materializations:
             context.log_event(materialization)
@@ -155,7 +165,7 @@ class BatchedSqliteEventLogStorage(SqliteEventLogStorage):
             base_dir = os.path.join(home, "history", "runs")
         super().__init__(base_dir=base_dir, inst_data=inst_data)
         if not hasattr(SqliteEventLogStorage, PLANNED_SUBSET):
-            _warn(f"no {PLANNED_SUBSET}: a ranged run plans one event per partition")
+            announce_fallback(f"no {PLANNED_SUBSET}: a ranged run plans one event per partition")
 
     @classmethod
     def config_type(cls) -> dict:

@@ -12,6 +12,8 @@ from typing import Any
 
 import dagster as dg
 
+from counts_assets.defs.shared.event_log import announce_fallback, internals_allowed
+
 _CHUNK = 500
 
 
@@ -48,12 +50,33 @@ def latest_records(
     return found
 
 
-def latest_ids(instance: dg.DagsterInstance, asset_key: dg.AssetKey) -> Mapping[str, int]:
-    """Storage id of the newest materialization of every partition: one grouped query over
-    the event index, however long the history."""
-    return instance.get_latest_storage_id_by_partition(
-        asset_key, dg.DagsterEventType.ASSET_MATERIALIZATION
-    )
+def latest_ids(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey, partitions: Iterable[str] | None = None
+) -> Mapping[str, int]:
+    """Storage id of the newest materialization of every partition (or of those named): one
+    grouped query over the event index, however long the history, where the instance offers
+    it (feature-detected: not a public Dagster method); else Dagster's public record reads."""
+    wanted = None if partitions is None else set(partitions)
+    grouped = getattr(instance, "get_latest_storage_id_by_partition", None)
+    if grouped is not None and internals_allowed():
+        try:
+            return grouped(asset_key, dg.DagsterEventType.ASSET_MATERIALIZATION, wanted)
+        except TypeError:
+            announce_fallback("get_latest_storage_id_by_partition changed: records read in pages")
+    if wanted is not None:
+        return {p: r.storage_id for p, r in latest_records(instance, asset_key, wanted).items()}
+    ids: dict[str, int] = {}
+    cursor = None
+    while True:
+        result = instance.fetch_materializations(
+            dg.AssetRecordsFilter(asset_key=asset_key), limit=10_000, cursor=cursor
+        )
+        for record in result.records:
+            if record.partition_key:
+                ids.setdefault(record.partition_key, record.storage_id)
+        if not result.has_more:
+            return ids
+        cursor = result.cursor
 
 
 def newest_facts(

@@ -1,5 +1,5 @@
 """Configurable resources: where the organization files are, where the files are written.
-The source reader lives with the source (`counts_assets.core.source.reader`)."""
+The contact-record store's resource lives with the exports (`defs/exports/resources.py`)."""
 
 from __future__ import annotations
 
