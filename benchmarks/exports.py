@@ -8,10 +8,14 @@ referrals), then runs, each in its own child process so that each peak RSS is it
   publish every pair), i.e. the floor the platform's own work sets;
 - project: the `daily_export_job` through a real Dagster instance (SQLite storage in a
   temporary DAGSTER_HOME), one ranged run per org as a backfill of the daily assets makes.
+- with --public, the project again in a fresh instance on Dagster's public behaviour only
+  (COUNTS_DAGSTER_INTERNALS=false): what the platform would cost without its one module of
+  Dagster internals.
 
 Prints both times, their ratio, each peak RSS, and whether every file is byte-identical.
 
     .venv/bin/python benchmarks/exports.py --orgs 50 --days 365 --per-day 55
+    .venv/bin/python benchmarks/exports.py --orgs 10 --public   # and on the public path
     .venv/bin/python benchmarks/exports.py --smoke   # a tiny run: it finishes and prints
 """
 
@@ -84,9 +88,9 @@ def reference(work: Path, days: int) -> dict:
     return {"seconds": time.perf_counter() - started}
 
 
-def project(work: Path, days: int) -> dict:
+def project(work: Path, days: int, label: str = "project") -> dict:
     """One ranged run of the daily export job per org, in a real instance (its storage is the
-    dagster.yaml copied into the work folder's DAGSTER_HOME)."""
+    dagster.yaml copied into `<work>/<label>_home`), files into `<work>/<label>`."""
     import dagster as dg
 
     from counts_assets.definitions import build_defs
@@ -96,11 +100,11 @@ def project(work: Path, days: int) -> dict:
     from counts_assets.defs.shared.resources import ExportFiles, OrgRegistry
     from counts_assets.defs.shared.runs import RANGE_END_TAG, RANGE_START_TAG
 
-    home = work / "dagster_home"
+    home = work / f"{label}_home"
     resources = {
         "org_registry": OrgRegistry(orgs_dir=str(work / "orgs"), first_date=FIRST.isoformat()),
         "source": SourceReader(url=f"sqlite:///{work / 'store.sqlite'}"),
-        "export_files": ExportFiles(export_dir=str(work / "project")),
+        "export_files": ExportFiles(export_dir=str(work / label)),
         "delivery": DeliveryResource(url=f"file://{work / 'outbox'}"),
         "alerts": AlertHook(url=f"file://{work / 'alerts.jsonl'}"),
     }
@@ -140,10 +144,11 @@ def peak_rss_mb() -> float:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
-def child(phase: str, work: Path, days: int, env: dict[str, str]) -> dict:
+def child(phase: str, work: Path, days: int, env: dict[str, str], label: str = "project") -> dict:
     """Runs a phase in a fresh interpreter; returns its figures and peak RSS."""
     out = subprocess.run(
-        [sys.executable, __file__, "--phase", phase, "--workdir", str(work), "--days", str(days)],
+        [sys.executable, __file__, "--phase", phase, "--workdir", str(work), "--days", str(days)]
+        + ["--label", label],
         env=os.environ | env,
         check=True,
         capture_output=True,
@@ -163,14 +168,24 @@ def main() -> None:
     parser.add_argument("--per-day", type=int, default=55, help="contacts per org and day")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--phase", choices=["reference", "project"], default=None)
+    parser.add_argument("--label", default="project", help=argparse.SUPPRESS)
     add_storage_argument(parser)
+    parser.add_argument(
+        "--public",
+        action="store_true",
+        help="also run the project on Dagster's public behaviour only "
+        "(COUNTS_DAGSTER_INTERNALS=false), in a fresh instance: the cost of the fallback",
+    )
     parser.add_argument("--smoke", action="store_true", help="2 orgs x 3 days: it finishes")
     args = parser.parse_args()
     if args.smoke:
-        args.orgs, args.days, args.per_day = 2, 3, 3
+        args.orgs, args.days, args.per_day, args.public = 2, 3, 3, True
 
     if args.phase:
-        figures = (reference if args.phase == "reference" else project)(args.workdir, args.days)
+        if args.phase == "reference":
+            figures = reference(args.workdir, args.days)
+        else:
+            figures = project(args.workdir, args.days, args.label)
         figures["peak_rss_mb"] = peak_rss_mb()
         print(json.dumps(figures))
         return
@@ -190,38 +205,46 @@ def main() -> None:
 
     ref = child("reference", work, args.days, {})
     print(f"reference: {ref}", flush=True)
-    home = work / "dagster_home"
-    home.mkdir()
-    env = PLATFORM_ENV | {"DAGSTER_HOME": str(home)}
-    server = None
-    if args.storage == "postgresql":
-        from counts_tests.postgres_server import PostgresServer
+    runs = [("internals", "project", {})]
+    if args.public:
+        runs.append(("public", "public", {"COUNTS_DAGSTER_INTERNALS": "false"}))
+    projects = {}
+    for name, label, extra in runs:
+        home = work / f"{label}_home"
+        home.mkdir()
+        env = PLATFORM_ENV | {"DAGSTER_HOME": str(home)} | extra
+        server = None
+        if args.storage == "postgresql":
+            from counts_tests.postgres_server import PostgresServer
 
-        server = PostgresServer.create()
-        server.start()
-        env["COUNTS_DAGSTER_PG_URL"] = server.create_database("dagster")
-        shutil.copy(ROOT / "deploy" / "dagster.postgres.yaml", home / "dagster.yaml")
-    else:
-        shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
-    try:
-        proj = child("project", work, args.days, env)
-    finally:
-        if server:
-            server.stop()
-    print(f"project ({args.storage}): {proj}", flush=True)
-    made, expected = files_of(work / "project"), files_of(work / "reference")
-    ratio = proj["seconds"] / ref["seconds"]
+            server = PostgresServer.create()
+            server.start()
+            env["COUNTS_DAGSTER_PG_URL"] = server.create_database("dagster")
+            shutil.copy(ROOT / "deploy" / "dagster.postgres.yaml", home / "dagster.yaml")
+        else:
+            shutil.copy(ROOT / "dagster.yaml", home / "dagster.yaml")
+        try:
+            projects[name] = child("project", work, args.days, env, label)
+        finally:
+            if server:
+                server.stop()
+        print(f"project ({args.storage}, {name}): {projects[name]}", flush=True)
+    expected = files_of(work / "reference")
     print(
-        "\n| orgs x days | records | files | storage | reference | project | ratio | "
+        "\n| orgs x days | records | files | storage | Dagster | reference | project | ratio | "
         "peak RSS reference | peak RSS project | identical |"
     )
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    print(
-        f"| {args.orgs} x {args.days} | {rows['contact_records']} | {len(made)} | "
-        f"{args.storage} | "
-        f"{ref['seconds']:.1f}s | {proj['seconds']:.1f}s | {ratio:.2f}x | "
-        f"{ref['peak_rss_mb']:.0f} MB | {proj['peak_rss_mb']:.0f} MB | {made == expected} |"
-    )
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for (name, label, _), proj in zip(runs, projects.values(), strict=True):
+        made = files_of(work / label)
+        ratio = proj["seconds"] / ref["seconds"]
+        print(
+            f"| {args.orgs} x {args.days} | {rows['contact_records']} | {len(made)} | "
+            f"{args.storage} | {name} | "
+            f"{ref['seconds']:.1f}s | {proj['seconds']:.1f}s | {ratio:.2f}x | "
+            f"{ref['peak_rss_mb']:.0f} MB | {proj['peak_rss_mb']:.0f} MB | {made == expected} |"
+        )
+    proj = projects["internals"]
     print(f"\nDagster events stored: {proj['events']}; workdir {work}")
     if not os.environ.get("KEEP_WORKDIR") and args.workdir is None:
         shutil.rmtree(work)
