@@ -48,7 +48,7 @@ def test_the_helm_values_carry_the_platform_settings():
     assert (
         queue["tagConcurrencyLimits"] == embedded["concurrency"]["runs"]["tag_concurrency_limits"]
     )
-    dequeue = embedded["run_coordinator"]["config"]
+    dequeue = embedded["run_queue"]
     assert queue["dequeueIntervalSeconds"] == dequeue["dequeue_interval_seconds"]
     assert queue["dequeueUseThreads"] is dequeue["dequeue_use_threads"]
     assert queue["dequeueNumWorkers"] == dequeue["dequeue_num_workers"]
