@@ -3,8 +3,9 @@ behaviour as the fallback. Everything else in the platform uses Dagster's public
 
 Why: a ranged export run records every pair it publishes, and a record on its own costs about
 10 ms (two database transactions); on a fleet's year that is most of the run. Measured on 5
-orgs x 365 days, the public path (one write per record) takes the export to about 7.7x the
-Dagster-free reference on SQLite and 3x on PostgreSQL; with the batches below, under 2x.
+orgs x 365 days, the public path (one write per record) takes the export to 6.25x the
+Dagster-free reference on SQLite and about 3x on PostgreSQL; with the batches below, under 2x
+(`benchmarks/exports.py --public`).
 
 - `record_together(context, materializations)` hands a batch of one asset's records to the
   instance as Dagster's own ranged outputs do (`DagsterEventBatchMetadata`): one write when
