@@ -49,6 +49,16 @@ class Dagster:
             "      location_name: counts_assets\n"
             f"      attribute: defs\n      working_directory: {REPO}\n"
         )
+        # As scripts/ui.sh does: the storage is created once, before the two processes start.
+        # Left to them, both create a fresh SQLite instance at once and can stamp its schema
+        # version twice, and every later start fails ("more than one head present").
+        subprocess.run(
+            [_tool("dagster"), "instance", "migrate"],
+            cwd=REPO,
+            env=self.env,
+            check=True,
+            capture_output=True,
+        )
         for name, args in (
             ("daemon", [_tool("dagster-daemon"), "run", "-w", str(self.workspace)]),
             (

@@ -9,6 +9,8 @@ export DAGSTER_HOME=${DAGSTER_HOME:-$PWD/dagster_home}
 # A ranged run (a backfill) records one planned-materialization event per asset instead of one
 # per partition: a year of one org is 4 events, not 1,460. The price, in Dagster's words: the
 # partitions of a failed run show as missing, not failed (the run and the checks still say why).
+# The instance files' event logs answer so themselves; this is Dagster's own switch, for when
+# COUNTS_DAGSTER_INTERNALS=false turns their answer off.
 export DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=true
 port=${COUNTS_CODE_SERVER_PORT:-4266}
 # One code server for both: each of them would otherwise start its own and watch it with
@@ -44,6 +46,10 @@ for _ in $(seq 1 120); do  # the code server loads the definitions first
   fi
   sleep 1
 done
+# The instance's storage is created (or upgraded) once, here: the daemon and the webserver
+# creating a fresh SQLite instance at the same moment can stamp its schema version twice, and
+# every later start then fails with "more than one head present".
+.venv/bin/dagster instance migrate >/dev/null
 start .venv/bin/dagster-daemon run -w "$workspace"
 start .venv/bin/dagster-webserver -w "$workspace" -h 127.0.0.1 -p 3000 "$@"
 wait -n "${pids[@]}"
