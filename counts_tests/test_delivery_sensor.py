@@ -370,8 +370,9 @@ def test_a_publish_left_unrecorded_by_a_failed_run_is_recovered_by_a_run_the_sen
     """A run that ended between a batch's publish and its record leaves pairs on disk with
     their journals and no record. For each export run that ended without success the sensor
     requests a journal_recovery_job run (its tick reads only the instance). The run records the
-    pairs from their journals under their locks (one held past the wait is left to its holder),
-    drops the journals, and they are delivered like any other."""
+    pairs from their journals under their locks, drops the journals, and they are delivered
+    like any other. A pair held past the lock wait fails the recovery run, which the sensor
+    requests again."""
     platform, base = sftp_platform
     assert platform.run("daily_export_job", DAY).success
     deliver(platform, tick(platform))
@@ -402,12 +403,19 @@ def test_a_publish_left_unrecorded_by_a_failed_run_is_recovered_by_a_run_the_sen
     assert recovery.run_key == f"journals|{failed.run_id}"
     assert recovery.run_config["ops"]["recover_journals"]["config"]["org_ids"] == ["testorg"]
     assert tick(platform) == []  # requested once
-    with store.locked("testorg", "2026-03-08"):  # held past the wait: left to its holder
-        deliver(platform, [recovery])
+    with store.locked("testorg", "2026-03-08"):  # held past the wait: the run fails
+        (held,) = deliver(platform, [recovery], succeed=False)
+    assert not held.success
+    failure = next(e for e in held.all_events if e.event_type_value == "STEP_FAILURE")
+    assert "1 publish journals left" in failure.step_failure_data.user_failure_data.description
     assert events(platform, "daily_summary_file", DAY)[0].get("recovered") is None
     assert journal.exists()
 
-    deliver(platform, [recovery])  # recorded under the lock, the journal dropped
+    (again,) = tick(platform)  # the failed recovery is requested again, once
+    assert again.run_key == f"journals|{held.run_id}"
+    assert again.run_config == recovery.run_config
+    assert tick(platform) == []
+    deliver(platform, [again])  # recorded under the lock, the journal dropped
     (recovered, *_) = events(platform, "daily_summary_file", DAY)
     assert recovered["recovered"] == "recorded by journal_recovery_job from the publish journal"
     assert recovered["sha256"] == pair_store.sha256(new_pair["summary"][0])

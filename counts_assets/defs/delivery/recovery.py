@@ -58,14 +58,14 @@ def record_journalled_pairs(
     by: str,
     record: Callable[[dg.AssetMaterialization], None],
     wait: bool = False,
-) -> int:
+) -> tuple[int, list[str]]:
     """Publishes left without their record by a run that ended between the two (cancelled,
     or its process lost): each journal vouches for its pair, which is recorded here, under
     the pair's lock, before the journal goes; it is then pending like any other. A pair whose
-    lock is held (at once, or with `wait` past the store's lock wait) is left to the run
-    holding it, which finishes or supersedes the publish when it takes the lock. Returns how
-    many were recorded."""
+    lock is held (at once, or with `wait` past the store's lock wait) is left as it is.
+    Returns how many were recorded, and the pairs left because their lock stayed held."""
     recorded = 0
+    held: list[str] = []
     for org_id, cadence_name, period in store.journalled(org_ids):
         where = f"{org_id} {cadence_name} {period}"
         try:
@@ -88,7 +88,8 @@ def record_journalled_pairs(
                     recorded += 1
                 pair.drop_journal()
         except PairLockTimeout as exc:
-            log.warning(f"{where}: publish journal left to the run holding the pair: {exc}")
+            log.warning(f"{where}: publish journal left, the pair's lock stayed held: {exc}")
+            held.append(where)
         except BlockingIOError:
             continue  # a run holds the pair
         except OSError as exc:
@@ -96,9 +97,10 @@ def record_journalled_pairs(
             log.warning(f"{where}: publish journal left as it is: {failure.path}: {failure.reason}")
         except ValueError:
             log.warning(f"{where}: not the name of a publish journal; the file is left as it is")
-    return recorded
+    return recorded, held
 
 
+JOURNAL_RECOVERY_JOB = "journal_recovery_job"
 ENDED_WITHOUT_SUCCESS = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 
 
@@ -123,6 +125,29 @@ def ended_export_runs(
     return sorted(ended.values(), key=lambda item: item[1])
 
 
+def failed_recoveries(
+    instance: dg.DagsterInstance, updated_after: dt.datetime, known: Container[str]
+) -> list[tuple[str, float, list[str]]]:
+    """(run id, when its record last changed, its orgs) of every journal_recovery_job run that
+    failed after `updated_after`, but those `known`: their journals are still there (a pair's
+    lock stayed held, or the disk failed), so they are tried again."""
+    failed = []
+    for record in instance.get_run_records(
+        dg.RunsFilter(
+            job_name=JOURNAL_RECOVERY_JOB,
+            statuses=[dg.DagsterRunStatus.FAILURE],
+            updated_after=updated_after,
+        )
+    ):
+        run = record.dagster_run
+        if run.run_id in known:
+            continue
+        config = (run.run_config or {}).get("ops", {}).get("recover_journals", {})
+        orgs = sorted(config.get("config", {}).get("org_ids", []))
+        failed.append((run.run_id, record.update_timestamp.timestamp(), orgs))
+    return sorted(failed, key=lambda item: item[1])
+
+
 class JournalRecovery(dg.Config):
     org_ids: list[str]
 
@@ -130,12 +155,13 @@ class JournalRecovery(dg.Config):
 @dg.op(
     name="recover_journals",
     description="Records the pairs whose publish was cut short before its record, from their "
-    "publish journals, for the given organizations.",
+    "publish journals, for the given organizations. A pair whose lock another run holds past "
+    "the lock wait fails the run, and delivery_sensor requests it again.",
 )
 def recover_journals(
     context: dg.OpExecutionContext, config: JournalRecovery, export_files: ExportFiles
 ) -> None:
-    recovered = record_journalled_pairs(
+    recovered, held = record_journalled_pairs(
         context.instance,
         export_files.store(f"run {context.run_id}"),
         config.org_ids,
@@ -145,10 +171,15 @@ def recover_journals(
         wait=True,
     )
     context.log.info(f"{recovered} pairs recorded from their publish journals")
+    if held:
+        raise dg.Failure(
+            f"{len(held)} publish journals left: another run held the pair past the lock wait "
+            f"({'; '.join(held[:20])}); delivery_sensor requests this recovery again"
+        )
 
 
 @dg.job(
-    name="journal_recovery_job",
+    name=JOURNAL_RECOVERY_JOB,
     executor_def=dg.in_process_executor,
     tags=DELIVERY_WORK | DELIVERY_MAX_RUNTIME,
     description="Records pairs published by an export run that ended before recording them "

@@ -33,7 +33,11 @@ from counts_assets.defs.delivery.jobs import delivery_job, redelivery_job
 from counts_assets.defs.delivery.ledger import (
     ledger_key,
 )
-from counts_assets.defs.delivery.recovery import ended_export_runs, journal_recovery_job
+from counts_assets.defs.delivery.recovery import (
+    ended_export_runs,
+    failed_recoveries,
+    journal_recovery_job,
+)
 from counts_assets.defs.delivery.resources import DeliveryResource
 from counts_assets.defs.shared.cadence import DAILY, MONTHLY
 from counts_assets.defs.shared.records import latest_ids, metadata_of
@@ -337,14 +341,17 @@ def _journal_recoveries(
     instance: dg.DagsterInstance, state: DeliveryState, registered: list[str]
 ) -> list[dg.RunRequest]:
     """A `journal_recovery_job` request for each export run that ended without success since
-    the previous tick (each once): the run may have published pairs it did not record."""
+    the previous tick (each once): the run may have published pairs it did not record. A
+    recovery run that failed (a pair's lock stayed held) is requested again the same way."""
     now = dt.datetime.now(dt.UTC)
     if state.recovery_checked:
         since = dt.datetime.fromtimestamp(state.recovery_checked, dt.UTC) - RECOVERY_OVERLAP
     else:
         since = now - RECOVERY_LOOKBACK
     requests = []
-    for run_id, updated_at, orgs in ended_export_runs(instance, since, state.recovered_runs):
+    ended = ended_export_runs(instance, since, state.recovered_runs)
+    ended += failed_recoveries(instance, since, state.recovered_runs)
+    for run_id, updated_at, orgs in ended:
         state.recovered_runs[run_id] = updated_at
         requests.append(
             dg.RunRequest(
