@@ -136,7 +136,7 @@ import os, signal, sys
 import dagster as dg
 from counts_assets.defs.shared.runs import RANGE_END_TAG, RANGE_START_TAG
 from counts_assets.definitions import defs
-from counts_assets.defs.shared.event_log import BatchedSqliteEventLogStorage
+from counts_assets.defs.shared.dagster_internals import BatchedSqliteEventLogStorage
 
 store = BatchedSqliteEventLogStorage.store_event_batch
 

@@ -20,14 +20,34 @@ from counts_tests.dagster_processes import REPO
 def test_the_postgresql_instance_differs_from_the_embedded_one_only_by_its_storage():
     embedded = yaml.safe_load((REPO / "dagster.yaml").read_text())
     production = yaml.safe_load((REPO / "deploy" / "dagster.postgres.yaml").read_text())
-    storage = production.pop("storage")
-    # The embedded event log is SQLite with a batch writer; PostgreSQL's has its own.
+    # The embedded event log is SQLite with a batch writer; PostgreSQL's has its own. Both plan
+    # a ranged run with one event per asset.
     assert embedded.pop("event_log_storage") == {
-        "module": "counts_assets.defs.shared.event_log",
+        "module": "counts_assets.defs.shared.dagster_internals",
         "class": "BatchedSqliteEventLogStorage",
     }
+    storages = {
+        kind: production.pop(f"{kind}_storage") for kind in ("run", "event_log", "schedule")
+    }
     assert production == embedded
-    assert storage == {"postgres": {"postgres_url": {"env": "COUNTS_DAGSTER_PG_URL"}}}
+    url = {"postgres_url": {"env": "COUNTS_DAGSTER_PG_URL"}}
+    assert storages == {
+        "run": {
+            "module": "dagster_postgres.run_storage",
+            "class": "PostgresRunStorage",
+            "config": url,
+        },
+        "event_log": {
+            "module": "counts_assets.defs.shared.dagster_internals",
+            "class": "PlannedPostgresEventLogStorage",
+            "config": url,
+        },
+        "schedule": {
+            "module": "dagster_postgres.schedule_storage",
+            "class": "PostgresScheduleStorage",
+            "config": url,
+        },
+    }
 
 
 def test_the_helm_values_carry_the_platform_settings():
@@ -69,10 +89,13 @@ def test_the_helm_values_carry_the_platform_settings():
     }
 
 
-def test_every_process_that_creates_or_executes_runs_plans_ranged_runs_the_same_way(tmp_path):
+def test_every_process_that_creates_or_executes_runs_plans_ranged_runs_the_same_way(
+    tmp_path, postgres_server
+):
     """The daemon (backfills, schedules, sensors), the webserver (launches) and the run pods
-    (re-executions) all create runs. With the embedded instance the event log answers for all
-    of them; with the chart's PostgreSQL instance each gets Dagster's variable."""
+    (re-executions) all create runs. With either instance file (embedded, or PostgreSQL outside
+    the chart) the event log answers for all of them, with no variable set; with the chart's
+    PostgreSQL instance each gets Dagster's variable."""
     switch = "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS"
     values = yaml.safe_load((REPO / "deploy" / "helm" / "values.yaml").read_text())
     (location,) = values["dagster-user-deployments"]["deployments"]
@@ -81,25 +104,33 @@ def test_every_process_that_creates_or_executes_runs_plans_ranged_runs_the_same_
     assert values["dagsterDaemon"]["env"][switch] == "true"
     assert values["dagsterWebserver"]["env"][switch] == "true"
     script = (
-        "import dagster as dg; from counts_assets.defs.shared.event_log import PLANNED_SUBSET; "
+        "import dagster as dg; "
+        "from counts_assets.defs.shared.dagster_internals import PLANNED_SUBSET; "
         "print(getattr(dg.DagsterInstance.get().event_log_storage, PLANNED_SUBSET))"
     )
-    home = tmp_path / "home"
-    home.mkdir()
-    shutil.copy(REPO / "dagster.yaml", home / "dagster.yaml")
-    env = {k: v for k, v in os.environ.items() if k != switch} | {"DAGSTER_HOME": str(home)}
+    env = {k: v for k, v in os.environ.items() if k != switch}
+    env["COUNTS_DAGSTER_PG_URL"] = postgres_server.create_database("planning")
     answers = {}
-    for internals in ("true", "false"):
-        done = subprocess.run(
-            [sys.executable, "-c", script],
-            env=env | {"COUNTS_DAGSTER_INTERNALS": internals},
-            capture_output=True,
-            text=True,
-            check=True,
-        )
-        answers[internals] = done.stdout.strip()
+    for instance_file in (REPO / "dagster.yaml", REPO / "deploy" / "dagster.postgres.yaml"):
+        home = tmp_path / instance_file.parent.name
+        home.mkdir()
+        shutil.copy(instance_file, home / "dagster.yaml")
+        for internals in ("true", "false"):
+            done = subprocess.run(
+                [sys.executable, "-c", script],
+                env=env | {"DAGSTER_HOME": str(home), "COUNTS_DAGSTER_INTERNALS": internals},
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            answers[instance_file.name, internals] = done.stdout.strip()
     # Without the variable: yes from the instance's own storage; Dagster's answer when forced off.
-    assert answers == {"true": "True", "false": "False"}
+    assert answers == {
+        ("dagster.yaml", "true"): "True",
+        ("dagster.yaml", "false"): "False",
+        ("dagster.postgres.yaml", "true"): "True",
+        ("dagster.postgres.yaml", "false"): "False",
+    }
 
 
 def test_the_image_entry_point_loads_the_definitions(tmp_path):

@@ -1,13 +1,13 @@
 """A ranged run hands its records to the instance in batches; the embedded instance's event
-log (counts_assets/defs/shared/event_log.py) writes each batch in one transaction per database,
-and what it writes reads back exactly as Dagster's own one-by-one writes would: every
+log (counts_assets/defs/shared/dagster_internals.py) writes each batch in one transaction per
+database, and what it writes reads back exactly as Dagster's own one-by-one writes would: every
 partition, its own record, the asset's newest record."""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from counts_assets.defs.shared.event_log import BatchedSqliteEventLogStorage
+from counts_assets.defs.shared.dagster_internals import BatchedSqliteEventLogStorage
 from counts_assets.defs.shared.records import latest_ids, latest_records
 from counts_tests.platform import platform_on
 

@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     audit_days: int = Field(35, ge=0)  # past days of pairs delivery_audit reads back
     audit_repair: Flag = False  # whether delivery_audit makes divergent pairs pending again
     lock_wait_seconds: float = Field(60.0, gt=0)  # a run's wait for a pair's lock
-    # false: Dagster's public behaviour only (defs/shared/event_log.py), slower
+    # false: Dagster's public behaviour only (defs/shared/dagster_internals.py), slower
     dagster_internals: Flag = True
 
 

@@ -42,6 +42,7 @@ from counts_assets.defs.delivery.recovery import record_journalled_pairs, recove
 from counts_assets.defs.delivery.resources import DeliveryResource
 from counts_assets.defs.exports.checks import CHECK_INTACT
 from counts_assets.defs.shared.cadence import DAILY, MONTHLY, Cadence
+from counts_assets.defs.shared.dagster_internals import tag_run
 from counts_assets.defs.shared.records import latest_ids, latest_records, metadata_of
 from counts_assets.defs.shared.resources import OrgRegistry
 from counts_assets.defs.shared.runs import (
@@ -446,8 +447,10 @@ def with_delivery_lock(
 ) -> None:
     """Runs `work` holding the org's delivery lock, the run tagged with its org and destination (a
     run launched by hand too: the sensor counts it busy, and knows where it sends)."""
-    context.instance.add_run_tags(
-        context.run_id, {ORG_TAG: org.id, DESTINATION_TAG: destination_tag(destination)}
+    tag_run(
+        context.instance,
+        context.run_id,
+        {ORG_TAG: org.id, DESTINATION_TAG: destination_tag(destination)},
     )
     try:
         with store.delivering(org.id):
@@ -534,7 +537,7 @@ def deliver_pending(
     sendable = _validated(context, ready, previous, outcome, fingerprint)
     _send_all(context, org, sendable, delivery, store, registry, previous, outcome, DELIVERED)
     if len(to_send) > len(batch) and not outcome.failed:
-        context.instance.add_run_tags(context.run_id, {MORE_PENDING_TAG: "true"})
+        tag_run(context.instance, context.run_id, {MORE_PENDING_TAG: "true"})
         context.log.info(f"{org.id}: {len(to_send) - len(batch)} more pairs for the next run")
     _finish(context, outcome, destination)
 

@@ -46,7 +46,7 @@ from counts_assets.defs.exports.records import (
 )
 from counts_assets.defs.exports.resources import SourceReader
 from counts_assets.defs.shared.cadence import DAILY, MONTHLY, Cadence
-from counts_assets.defs.shared.event_log import record_together
+from counts_assets.defs.shared.dagster_internals import record_together
 from counts_assets.defs.shared.partitions import (
     partition_key,
     split_key,

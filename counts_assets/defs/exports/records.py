@@ -16,7 +16,7 @@ from counts_assets.core.exports.reconciliation import diff_for_month
 from counts_assets.core.exports.run import FileOutcome, RunOutcome
 from counts_assets.core.text import shown
 from counts_assets.defs.shared.cadence import Cadence
-from counts_assets.defs.shared.event_log import record_together
+from counts_assets.defs.shared.dagster_internals import record_together
 from counts_assets.defs.shared.metadata import markdown_table
 from counts_assets.defs.shared.partitions import partition_key
 from counts_assets.defs.shared.resources import ExportFiles

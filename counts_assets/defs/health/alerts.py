@@ -3,6 +3,7 @@ a `file:///path` (appended) or an `http(s)://` webhook (POSTed). Messages carry 
 run id and the failure reason (org ids, record numbers, file paths), never record contents."""
 
 import datetime as dt
+from collections.abc import Sequence
 
 import dagster as dg
 
@@ -36,17 +37,29 @@ def failure_alert(run: dg.DagsterRun, message: str) -> dict:
 def run_failure_alert_sensor(context: dg.RunFailureSensorContext, alerts: AlertHook) -> None:
     reasons = [
         context.failure_event.message or "",
-        failure_reasons(context.instance, context.dagster_run.run_id),
+        failure_reasons(context.get_step_failure_events()),
     ]
     alerts.send(failure_alert(context.dagster_run, "\n".join(r for r in reasons if r)))
 
 
-def failure_reasons(instance: dg.DagsterInstance, run_id: str) -> str:
-    """What the run's failed steps said: the `Failure` descriptions (they name org, file and
-    reason, never record contents), else Dagster's own message."""
+def step_failures(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Sequence[dg.DagsterEvent]:
+    """The failed steps' events of a run, read through Dagster's public run-failure context
+    (the sensor's own; the run's failure event it is built with is not read)."""
+    context = dg.build_run_status_sensor_context(
+        sensor_name="fleet_health",
+        dagster_event=dg.DagsterEvent(dg.DagsterEventType.RUN_FAILURE.value, run.job_name),
+        dagster_instance=instance,
+        dagster_run=run,
+    ).for_run_failure()
+    return context.get_step_failure_events()
+
+
+def failure_reasons(events: Sequence[dg.DagsterEvent]) -> str:
+    """What the failed steps said: the `Failure` descriptions (they name org, file and reason,
+    never record contents), else Dagster's own message."""
     reasons = []
-    for entry in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_FAILURE):
-        error = entry.dagster_event.step_failure_data
+    for event in events:
+        error = event.step_failure_data
         user = error.user_failure_data if error else None
-        reasons.append(user.description if user and user.description else entry.message)
+        reasons.append(user.description if user and user.description else event.message)
     return "\n".join(r for r in reasons if r)

@@ -41,7 +41,7 @@ from counts_assets.defs.delivery.ledger import (
 from counts_assets.defs.exports.jobs import (
     EXPORT_JOBS,
 )
-from counts_assets.defs.health.alerts import failure_reasons
+from counts_assets.defs.health.alerts import failure_reasons, step_failures
 from counts_assets.defs.shared.cadence import DAILY, MONTHLY, Cadence
 from counts_assets.defs.shared.records import latest_ids, metadata_of, newest_facts
 from counts_assets.defs.shared.runs import (
@@ -51,6 +51,7 @@ from counts_assets.defs.shared.runs import (
     ORG_TAG,
     export_runs,
     partitions_of,
+    run_org,
 )
 
 # The ledger entries that say the destination holds the pair's version.
@@ -187,7 +188,7 @@ def _delivery_failures(
             created_after=now - dt.timedelta(days=7),
         )
     ):
-        org_id = record.dagster_run.tags.get(ORG_TAG, "")
+        org_id = run_org(record.dagster_run) or ""
         if org_id and (org_id not in newest or newest[org_id][0] < record.create_timestamp):
             newest[org_id] = (record.create_timestamp, record.dagster_run.run_id)
     for org_id, (at, _) in list(newest.items()):
@@ -394,7 +395,8 @@ class _FailureReasons:
 
     def __call__(self, run_id: str) -> str:
         if run_id not in self.read:
-            self.read[run_id] = failure_reasons(self.instance, run_id)
+            run = self.instance.get_run_by_id(run_id)
+            self.read[run_id] = failure_reasons(step_failures(self.instance, run)) if run else ""
         return self.read[run_id]
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import dagster as dg
 
-from counts_assets.defs.shared.event_log import announce_fallback, internals_allowed
+from counts_assets.defs.shared.dagster_internals import latest_storage_ids
 
 _CHUNK = 500
 
@@ -54,15 +54,12 @@ def latest_ids(
     instance: dg.DagsterInstance, asset_key: dg.AssetKey, partitions: Iterable[str] | None = None
 ) -> Mapping[str, int]:
     """Storage id of the newest materialization of every partition (or of those named): one
-    grouped query over the event index, however long the history, where the instance offers
-    it (feature-detected: not a public Dagster method); else Dagster's public record reads."""
+    grouped query over the event index, however long the history, where Dagster's instance
+    offers it (not a public method); else Dagster's public record reads."""
     wanted = None if partitions is None else set(partitions)
-    grouped = getattr(instance, "get_latest_storage_id_by_partition", None)
-    if grouped is not None and internals_allowed():
-        try:
-            return grouped(asset_key, dg.DagsterEventType.ASSET_MATERIALIZATION, wanted)
-        except TypeError:
-            announce_fallback("get_latest_storage_id_by_partition changed: records read in pages")
+    grouped = latest_storage_ids(instance, asset_key, wanted)
+    if grouped is not None:
+        return grouped
     if wanted is not None:
         return {p: r.storage_id for p, r in latest_records(instance, asset_key, wanted).items()}
     ids: dict[str, int] = {}

@@ -8,6 +8,8 @@ import hashlib
 
 import dagster as dg
 
+from counts_assets.defs.shared.dagster_internals import asset_job_name
+
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -57,10 +59,6 @@ def in_flight_runs(instance: dg.DagsterInstance, job_name: str) -> list[dg.Dagst
     return [record.dagster_run for record in records]
 
 
-# Dagster's job for the runs launched from the asset pages: a materialization or a backfill.
-IMPLICIT_ASSET_JOB = "__ASSET_JOB"
-
-
 def export_runs(
     instance: dg.DagsterInstance,
     job_name: str,
@@ -70,9 +68,11 @@ def export_runs(
     updated_after: dt.datetime | None = None,
 ) -> list[dg.RunRecord]:
     """The runs that make a cadence's pairs: its job's, and those launched from the asset pages
-    (Dagster's implicit asset job) whose selection holds the cadence's files."""
+    (Dagster's implicit asset job) whose selection holds the cadence's files. Where Dagster's
+    name for that job cannot be read, the runs of every job are read and kept by selection."""
+    asset_job = asset_job_name()
     records = []
-    for name in (job_name, IMPLICIT_ASSET_JOB):
+    for name in (job_name, asset_job) if asset_job else (None,):
         runs = instance.get_run_records(
             dg.RunsFilter(
                 job_name=name,
@@ -82,7 +82,10 @@ def export_runs(
             )
         )
         records += [
-            r for r in runs if name == job_name or summary in (r.dagster_run.asset_selection or ())
+            r
+            for r in runs
+            if r.dagster_run.job_name == job_name
+            or summary in (r.dagster_run.asset_selection or ())
         ]
     return records
 
