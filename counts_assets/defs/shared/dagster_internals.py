@@ -223,8 +223,9 @@ class _PlansRangedRunsPerAsset:
 
     @property
     def supports_partition_subset_in_asset_materialization_planned_events(self) -> bool:
-        dagsters = super().supports_partition_subset_in_asset_materialization_planned_events
-        return True if internals_allowed() else dagsters
+        if internals_allowed():
+            return True
+        return super().supports_partition_subset_in_asset_materialization_planned_events
 
 
 def _plans_per_asset(storage_class: type) -> None:
