@@ -53,7 +53,7 @@ class Dagster:
         # Left to them, both create a fresh SQLite instance at once and can stamp its schema
         # version twice, and every later start fails ("more than one head present").
         subprocess.run(
-            [_tool("dagster"), "instance", "migrate"],
+            [_tool("python"), "-c", "import dagster as dg; dg.DagsterInstance.get().dispose()"],
             cwd=REPO,
             env=self.env,
             check=True,

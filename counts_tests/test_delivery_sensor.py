@@ -18,6 +18,7 @@ from counts_assets.core.delivery.sftp import SftpConnection
 from counts_assets.core.pairs import store as pair_store
 from counts_assets.core.pairs.store import PairStore
 from counts_assets.definitions import build_defs
+from counts_assets.defs.delivery import recovery as recovery_module
 from counts_assets.defs.delivery import sending as delivery_sending
 from counts_assets.defs.delivery.resources import DeliveryResource
 from counts_assets.defs.exports.resources import SourceReader
@@ -365,14 +366,14 @@ def test_a_publish_cut_before_it_was_recorded_is_recorded_and_sent_by_the_next_d
 
 
 def test_a_publish_left_unrecorded_by_a_failed_run_is_recovered_by_a_run_the_sensor_requests(
-    sftp_platform,
+    sftp_platform, monkeypatch
 ):
     """A run that ended between a batch's publish and its record leaves pairs on disk with
     their journals and no record. For each export run that ended without success the sensor
     requests a journal_recovery_job run (its tick reads only the instance). The run records the
     pairs from their journals under their locks, drops the journals, and they are delivered
     like any other. A pair held past the lock wait fails the recovery run, which the sensor
-    requests again."""
+    requests again, up to its last attempt."""
     platform, base = sftp_platform
     assert platform.run("daily_export_job", DAY).success
     deliver(platform, tick(platform))
@@ -413,8 +414,15 @@ def test_a_publish_left_unrecorded_by_a_failed_run_is_recovered_by_a_run_the_sen
 
     (again,) = tick(platform)  # the failed recovery is requested again, once
     assert again.run_key == f"journals|{held.run_id}"
+    assert again.tags[recovery_module.RECOVERY_ATTEMPT_TAG] == "2"
     assert again.run_config == recovery.run_config
     assert tick(platform) == []
+    monkeypatch.setattr(recovery_module, "MAX_RECOVERY_ATTEMPTS", 2)
+    with store.locked("testorg", "2026-03-08"):  # the last attempt fails too
+        (last,) = deliver(platform, [again], succeed=False)
+    assert not last.success
+    assert tick(platform) == []  # left to the operator, who has an alert for each failure
+
     deliver(platform, [again])  # recorded under the lock, the journal dropped
     (recovered, *_) = events(platform, "daily_summary_file", DAY)
     assert recovered["recovered"] == "recorded by journal_recovery_job from the publish journal"

@@ -138,21 +138,26 @@ def test_the_newest_record_ids_are_the_same_read_either_way(monkeypatch):
         assert dict(latest_ids(instance, key, ["a", "c"])) == {p: grouped[p] for p in ("a", "c")}
 
 
-def test_without_the_sqlite_event_log_it_extends_the_exports_still_load():
+def test_without_the_event_logs_it_extends_the_exports_still_load():
     script = (
         "import dagster._core.storage.event_log as storage\n"
+        "import dagster_postgres.utils as postgres\n"
         "del storage.SqliteEventLogStorage\n"
+        "del postgres.pg_url_from_config\n"
         "from counts_assets.defs.shared import dagster_internals\n"
         "import counts_assets.definitions\n"
-        "try:\n"
-        "    dagster_internals.BatchedSqliteEventLogStorage\n"
-        "except ImportError as exc:\n"
-        "    print(exc)\n"
+        "for name in ('BatchedSqliteEventLogStorage', 'PlannedPostgresEventLogStorage'):\n"
+        "    try:\n"
+        "        getattr(dagster_internals, name)\n"
+        "    except ImportError as exc:\n"
+        "        print(exc)\n"
     )
     done = subprocess.run(
         [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, check=True
     )
-    assert "remove event_log_storage from $DAGSTER_HOME/dagster.yaml" in done.stdout
+    sqlite, postgres = done.stdout.splitlines()
+    assert "remove event_log_storage from $DAGSTER_HOME/dagster.yaml" in sqlite
+    assert "replace the three storages with Dagster's own" in postgres
 
 
 def test_only_the_internals_module_reaches_past_dagsters_public_surface():

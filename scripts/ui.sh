@@ -46,10 +46,11 @@ for _ in $(seq 1 120); do  # the code server loads the definitions first
   fi
   sleep 1
 done
-# The instance's storage is created (or upgraded) once, here: the daemon and the webserver
-# creating a fresh SQLite instance at the same moment can stamp its schema version twice, and
-# every later start then fails with "more than one head present".
-.venv/bin/dagster instance migrate >/dev/null
+# The instance's storage is created once, here, before the two start: the daemon and the
+# webserver creating a fresh SQLite instance at the same moment can stamp its schema version
+# twice, and every later start then fails with "more than one head present". (Loading an
+# existing instance changes nothing; upgrading its schema stays `dagster instance migrate`.)
+.venv/bin/python -c 'import dagster as dg; dg.DagsterInstance.get().dispose()'
 start .venv/bin/dagster-daemon run -w "$workspace"
 start .venv/bin/dagster-webserver -w "$workspace" -h 127.0.0.1 -p 3000 "$@"
 wait -n "${pids[@]}"

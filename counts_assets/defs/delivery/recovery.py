@@ -9,6 +9,7 @@ files. A delivery run does the same for its own org before it looks at what to s
 import datetime as dt
 import logging
 from collections.abc import Callable, Container
+from typing import NamedTuple
 
 import dagster as dg
 
@@ -24,7 +25,9 @@ from counts_assets.defs.shared.runs import (
     DELIVERY_MAX_RUNTIME,
     DELIVERY_WORK,
     export_runs,
+    failure_metadata,
     partitions_of,
+    step_failures,
 )
 
 
@@ -102,15 +105,30 @@ def record_journalled_pairs(
 
 JOURNAL_RECOVERY_JOB = "journal_recovery_job"
 ENDED_WITHOUT_SUCCESS = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+# Which attempt a recovery run is; one that failed because a pair stayed locked is requested
+# again, up to this many attempts in all (each failure is an alert).
+RECOVERY_ATTEMPT_TAG = "counts/recovery_attempt"
+MAX_RECOVERY_ATTEMPTS = 5
+HELD_PAIRS = "held_pairs"
+
+
+class RecoveryDue(NamedTuple):
+    """A recovery to request: for the run `run_id` (an export run that ended without success,
+    or a recovery run that failed), when its record last changed, its orgs (empty: all), and
+    which attempt it is."""
+
+    run_id: str
+    updated_at: float
+    org_ids: list[str]
+    attempt: int
 
 
 def ended_export_runs(
     instance: dg.DagsterInstance, updated_after: dt.datetime, known: Container[str]
-) -> list[tuple[str, float, list[str]]]:
-    """(run id, when its record last changed, its orgs) of every export run that started and
-    ended without success after `updated_after`, but those `known`: the runs that may have
-    left a publish journal (one that never started published nothing). An empty list of orgs:
-    the run's partitions are unknown (all orgs)."""
+) -> list[RecoveryDue]:
+    """Every export run that started and ended without success after `updated_after`, but
+    those `known`: the runs that may have left a publish journal (one that never started
+    published nothing)."""
     ended = {}
     for cadence, job in EXPORT_JOBS:
         for record in export_runs(
@@ -121,17 +139,20 @@ def ended_export_runs(
                 continue
             keys = partitions_of(run, cadence.partitions_def, instance)
             orgs = sorted({key.split("|")[1] for key in keys})
-            ended[run.run_id] = (run.run_id, record.update_timestamp.timestamp(), orgs)
-    return sorted(ended.values(), key=lambda item: item[1])
+            ended[run.run_id] = RecoveryDue(
+                run.run_id, record.update_timestamp.timestamp(), orgs, 1
+            )
+    return sorted(ended.values(), key=lambda due: due.updated_at)
 
 
 def failed_recoveries(
     instance: dg.DagsterInstance, updated_after: dt.datetime, known: Container[str]
-) -> list[tuple[str, float, list[str]]]:
-    """(run id, when its record last changed, its orgs) of every journal_recovery_job run that
-    failed after `updated_after`, but those `known`: their journals are still there (a pair's
-    lock stayed held, or the disk failed), so they are tried again."""
-    failed = []
+) -> list[RecoveryDue]:
+    """Every journal_recovery_job run that failed after `updated_after` because a pair's lock
+    stayed held past the wait, but those `known` and those that were the last attempt: the
+    journals are still there, so the recovery is tried again. Any other failure (a run that
+    died, a bad config) is left to the operator, who has its alert."""
+    due = []
     for record in instance.get_run_records(
         dg.RunsFilter(
             job_name=JOURNAL_RECOVERY_JOB,
@@ -140,12 +161,15 @@ def failed_recoveries(
         )
     ):
         run = record.dagster_run
-        if run.run_id in known:
+        attempt = int(run.tags.get(RECOVERY_ATTEMPT_TAG, "1")) + 1
+        if run.run_id in known or attempt > MAX_RECOVERY_ATTEMPTS:
+            continue
+        if HELD_PAIRS not in failure_metadata(step_failures(instance, run)):
             continue
         config = (run.run_config or {}).get("ops", {}).get("recover_journals", {})
         orgs = sorted(config.get("config", {}).get("org_ids", []))
-        failed.append((run.run_id, record.update_timestamp.timestamp(), orgs))
-    return sorted(failed, key=lambda item: item[1])
+        due.append(RecoveryDue(run.run_id, record.update_timestamp.timestamp(), orgs, attempt))
+    return sorted(due, key=lambda item: item.updated_at)
 
 
 class JournalRecovery(dg.Config):
@@ -156,7 +180,8 @@ class JournalRecovery(dg.Config):
     name="recover_journals",
     description="Records the pairs whose publish was cut short before its record, from their "
     "publish journals, for the given organizations. A pair whose lock another run holds past "
-    "the lock wait fails the run, and delivery_sensor requests it again.",
+    "the lock wait fails the run, and delivery_sensor requests it again (at most "
+    f"{MAX_RECOVERY_ATTEMPTS} attempts).",
 )
 def recover_journals(
     context: dg.OpExecutionContext, config: JournalRecovery, export_files: ExportFiles
@@ -174,7 +199,9 @@ def recover_journals(
     if held:
         raise dg.Failure(
             f"{len(held)} publish journals left: another run held the pair past the lock wait "
-            f"({'; '.join(held[:20])}); delivery_sensor requests this recovery again"
+            f"({'; '.join(held[:20])}); delivery_sensor requests this recovery again, up to "
+            f"{MAX_RECOVERY_ATTEMPTS} attempts in all",
+            metadata={HELD_PAIRS: len(held)},
         )
 
 

@@ -34,6 +34,8 @@ from counts_assets.defs.delivery.ledger import (
     ledger_key,
 )
 from counts_assets.defs.delivery.recovery import (
+    MAX_RECOVERY_ATTEMPTS,
+    RECOVERY_ATTEMPT_TAG,
     ended_export_runs,
     failed_recoveries,
     journal_recovery_job,
@@ -250,7 +252,9 @@ def _due(
     description="Finds every published pair not yet delivered to the current target and "
     "launches one delivery run per organization for a batch of them; a pair stays pending, "
     "and is requested again, until the ledger records it delivered. For each export run that "
-    "ended without success it launches a journal_recovery_job run for the run's orgs.",
+    "ended without success it launches a journal_recovery_job run for the run's orgs, and "
+    "again for a recovery run that failed because a pair stayed locked (at most "
+    f"{MAX_RECOVERY_ATTEMPTS} attempts).",
 )
 def delivery_sensor(
     context: dg.SensorEvaluationContext,
@@ -342,25 +346,28 @@ def _journal_recoveries(
 ) -> list[dg.RunRequest]:
     """A `journal_recovery_job` request for each export run that ended without success since
     the previous tick (each once): the run may have published pairs it did not record. A
-    recovery run that failed (a pair's lock stayed held) is requested again the same way."""
+    recovery run that failed because a pair's lock stayed held is requested again, up to
+    MAX_RECOVERY_ATTEMPTS attempts in all."""
     now = dt.datetime.now(dt.UTC)
     if state.recovery_checked:
         since = dt.datetime.fromtimestamp(state.recovery_checked, dt.UTC) - RECOVERY_OVERLAP
     else:
         since = now - RECOVERY_LOOKBACK
     requests = []
-    ended = ended_export_runs(instance, since, state.recovered_runs)
-    ended += failed_recoveries(instance, since, state.recovered_runs)
-    for run_id, updated_at, orgs in ended:
-        state.recovered_runs[run_id] = updated_at
+    due = ended_export_runs(instance, since, state.recovered_runs)
+    due += failed_recoveries(instance, since, state.recovered_runs)
+    for recovery in due:
+        state.recovered_runs[recovery.run_id] = recovery.updated_at
         requests.append(
             dg.RunRequest(
                 job_name=journal_recovery_job.name,
-                run_key=f"journals|{run_id}",
+                run_key=f"journals|{recovery.run_id}",
                 run_config=dg.RunConfig(
-                    ops={"recover_journals": {"config": {"org_ids": orgs or registered}}}
+                    ops={
+                        "recover_journals": {"config": {"org_ids": recovery.org_ids or registered}}
+                    }
                 ),
-                tags=NO_RUN_RETRIES,
+                tags=NO_RUN_RETRIES | {RECOVERY_ATTEMPT_TAG: str(recovery.attempt)},
             )
         )
     # A run that ended before `since` is never found again.

@@ -42,18 +42,6 @@ def run_failure_alert_sensor(context: dg.RunFailureSensorContext, alerts: AlertH
     alerts.send(failure_alert(context.dagster_run, "\n".join(r for r in reasons if r)))
 
 
-def step_failures(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Sequence[dg.DagsterEvent]:
-    """The failed steps' events of a run, read through Dagster's public run-failure context
-    (the sensor's own; the run's failure event it is built with is not read)."""
-    context = dg.build_run_status_sensor_context(
-        sensor_name="fleet_health",
-        dagster_event=dg.DagsterEvent(dg.DagsterEventType.RUN_FAILURE.value, run.job_name),
-        dagster_instance=instance,
-        dagster_run=run,
-    ).for_run_failure()
-    return context.get_step_failure_events()
-
-
 def failure_reasons(events: Sequence[dg.DagsterEvent]) -> str:
     """What the failed steps said: the `Failure` descriptions (they name org, file and reason,
     never record contents), else Dagster's own message."""

@@ -41,17 +41,17 @@ from counts_assets.defs.delivery.ledger import (
 from counts_assets.defs.exports.jobs import (
     EXPORT_JOBS,
 )
-from counts_assets.defs.health.alerts import failure_reasons, step_failures
+from counts_assets.defs.health.alerts import failure_reasons
 from counts_assets.defs.shared.cadence import DAILY, MONTHLY, Cadence
 from counts_assets.defs.shared.records import latest_ids, metadata_of, newest_facts
 from counts_assets.defs.shared.runs import (
     EXPORT_MAX_RUNTIME,
     IN_FLIGHT,
     MAX_RUNTIME_TAG,
-    ORG_TAG,
     export_runs,
     partitions_of,
     run_org,
+    step_failures,
 )
 
 # The ledger entries that say the destination holds the pair's version.
@@ -191,16 +191,18 @@ def _delivery_failures(
         org_id = run_org(record.dagster_run) or ""
         if org_id and (org_id not in newest or newest[org_id][0] < record.create_timestamp):
             newest[org_id] = (record.create_timestamp, record.dagster_run.run_id)
-    for org_id, (at, _) in list(newest.items()):
-        if instance.get_run_records(
-            dg.RunsFilter(
-                job_name=delivery_job.name,
-                tags={ORG_TAG: org_id},
-                statuses=[dg.DagsterRunStatus.SUCCESS],
-                created_after=at,
-            ),
-            limit=1,
-        ):
+    if not newest:
+        return newest
+    # A run launched by hand may carry no org tag: its org is read from its config.
+    for record in instance.get_run_records(
+        dg.RunsFilter(
+            job_name=delivery_job.name,
+            statuses=[dg.DagsterRunStatus.SUCCESS],
+            created_after=min(at for at, _ in newest.values()),
+        )
+    ):
+        org_id = run_org(record.dagster_run)
+        if org_id in newest and record.create_timestamp > newest[org_id][0]:
             del newest[org_id]
     return newest
 

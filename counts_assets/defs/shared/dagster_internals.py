@@ -32,7 +32,8 @@ Dagster-free reference on SQLite and about 3x on PostgreSQL; with the batches be
   has the class it extends, naming it in dagster.yaml fails with what to do instead; the rest
   of this module still loads.
 - `PlannedPostgresEventLogStorage` is Dagster's PostgreSQL event log with the same answer, for
-  `deploy/dagster.postgres.yaml`. Fallback: Dagster's own answer.
+  `deploy/dagster.postgres.yaml`. Fallback: Dagster's own answer; if dagster-postgres's event
+  log takes other settings than this class passes on, naming it fails with what to do.
 
 When an internal differs from what this module was written against (after a Dagster upgrade),
 it warns once (`DagsterInternalsWarning`) and falls back. `COUNTS_DAGSTER_INTERNALS=false`
@@ -233,17 +234,23 @@ def _plans_per_asset(storage_class: type) -> None:
         announce_fallback(f"no {PLANNED_SUBSET}: a ranged run plans one event per partition")
 
 
+# The storage classes Dagster's installed version cannot give, and what to do instead: naming
+# one in dagster.yaml fails with that, the rest of this module still loads.
+_UNAVAILABLE: dict[str, str] = {}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _UNAVAILABLE:
+        raise ImportError(_UNAVAILABLE[name])
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 if SqliteEventLogStorage is None:
-
-    def __getattr__(name: str) -> Any:
-        if name == "BatchedSqliteEventLogStorage":
-            raise ImportError(
-                f"Dagster {dg.__version__} has no SqliteEventLogStorage where counts_assets "
-                "expects it: remove event_log_storage from $DAGSTER_HOME/dagster.yaml to use "
-                "Dagster's own event log (records then written one by one)"
-            )
-        raise AttributeError(name)
-
+    _UNAVAILABLE["BatchedSqliteEventLogStorage"] = (
+        f"Dagster {dg.__version__} has no SqliteEventLogStorage where counts_assets expects it: "
+        "remove event_log_storage from $DAGSTER_HOME/dagster.yaml to use Dagster's own event "
+        "log (records then written one by one)"
+    )
 else:
 
     class BatchedSqliteEventLogStorage(_PlansRangedRunsPerAsset, SqliteEventLogStorage):
@@ -300,13 +307,30 @@ else:
                     self._store_asset_event(conn, event, event_id)
 
 
+_POSTGRES_SETTINGS = [
+    "self",
+    "postgres_url",
+    "should_autocreate_tables",
+    "inst_data",
+    "token_provider",
+]
 try:
     from dagster_postgres import PostgresEventLogStorage
     from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
-except ImportError:  # without dagster-postgres there is no PostgreSQL instance to configure
-    PostgresEventLogStorage = None
 
-if PostgresEventLogStorage is not None:
+    # A setting Dagster adds to its event log would be dropped by this class's from_config_value.
+    _postgres_differs = _params(PostgresEventLogStorage.__init__) != _POSTGRES_SETTINGS
+except ImportError:
+    _postgres_differs = True
+
+if _postgres_differs:
+    _UNAVAILABLE["PlannedPostgresEventLogStorage"] = (
+        f"dagster-postgres for Dagster {dg.__version__} differs from what counts_assets "
+        "expects: in $DAGSTER_HOME/dagster.yaml, replace the three storages with Dagster's own "
+        "(storage: postgres: postgres_url: env: COUNTS_DAGSTER_PG_URL) and set "
+        "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=true for every Dagster process"
+    )
+else:
 
     class PlannedPostgresEventLogStorage(_PlansRangedRunsPerAsset, PostgresEventLogStorage):
         """Dagster's PostgreSQL event log (it writes batches itself), planning a ranged run with

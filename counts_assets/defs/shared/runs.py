@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Sequence
 
 import dagster as dg
 
@@ -119,3 +120,26 @@ def partitions_of(
             ]
         return {k for k in keys if not orgs or k.split("|")[1] in orgs}
     return set()
+
+
+def step_failures(instance: dg.DagsterInstance, run: dg.DagsterRun) -> Sequence[dg.DagsterEvent]:
+    """The events of a run's failed steps, read as a run-failure sensor reads them (Dagster's
+    public context; the run's own failure event it is built with is not read)."""
+    context = dg.RunFailureSensorContext(
+        sensor_name="counts_assets",
+        dagster_run=run,
+        dagster_event=dg.DagsterEvent(dg.DagsterEventType.RUN_FAILURE.value, run.job_name),
+        instance=instance,
+    )
+    return context.get_step_failure_events()
+
+
+def failure_metadata(events: Sequence[dg.DagsterEvent]) -> dict[str, object]:
+    """The metadata the failed steps' `dg.Failure`s carried, merged."""
+    found: dict[str, object] = {}
+    for event in events:
+        error = event.step_failure_data
+        user = error.user_failure_data if error else None
+        if user:
+            found.update({key: value.value for key, value in user.metadata.items()})
+    return found
