@@ -170,36 +170,46 @@ def record_together(
     ]
 
 
+_NOT_CALLED = object()
+
+
+def _call_instance(instance: dg.DagsterInstance, method: str, fallback: str, *args: Any) -> Any:
+    """Calls a non-public instance method where the internals are allowed; `_NOT_CALLED` where
+    they are off, or the method is missing or changed (said once, with `fallback`)."""
+    call = getattr(instance, method, None)
+    if call is None or not internals_allowed():
+        if call is None:
+            announce_fallback(f"no DagsterInstance.{method}: {fallback}")
+        return _NOT_CALLED
+    try:
+        return call(*args)
+    except TypeError:
+        announce_fallback(f"DagsterInstance.{method} changed: {fallback}")
+        return _NOT_CALLED
+
+
 def latest_storage_ids(
     instance: dg.DagsterInstance, asset_key: dg.AssetKey, partitions: set[str] | None
 ) -> Mapping[str, int] | None:
     """The storage id of the newest materialization of every partition (or of those named) in
     one grouped query, or None: read them with Dagster's public record reads instead."""
-    grouped = getattr(instance, "get_latest_storage_id_by_partition", None)
-    if grouped is None or not internals_allowed():
-        if grouped is None:
-            announce_fallback("no get_latest_storage_id_by_partition: records read in pages")
-        return None
-    try:
-        return grouped(asset_key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions)
-    except TypeError:
-        announce_fallback("get_latest_storage_id_by_partition changed: records read in pages")
-        return None
+    ids = _call_instance(
+        instance,
+        "get_latest_storage_id_by_partition",
+        "records read in pages",
+        asset_key,
+        dg.DagsterEventType.ASSET_MATERIALIZATION,
+        partitions,
+    )
+    return None if ids is _NOT_CALLED else ids
 
 
 def tag_run(instance: dg.DagsterInstance, run_id: str, tags: Mapping[str, str]) -> bool:
     """Adds tags to a run in flight (Dagster has no public way); False where it cannot."""
-    add = getattr(instance, "add_run_tags", None)
-    if add is None or not internals_allowed():
-        if add is None:
-            announce_fallback("no DagsterInstance.add_run_tags: delivery runs are not tagged")
-        return False
-    try:
-        add(run_id, dict(tags))
-    except TypeError:
-        announce_fallback("DagsterInstance.add_run_tags changed: delivery runs are not tagged")
-        return False
-    return True
+    done = _call_instance(
+        instance, "add_run_tags", "delivery runs are not tagged", run_id, dict(tags)
+    )
+    return done is not _NOT_CALLED
 
 
 def asset_job_name() -> str | None:
