@@ -44,8 +44,10 @@ def parse_started_at(values: pd.Series) -> pd.Series:
         hours = offset.str[1:3].astype("int64")
         minutes = offset.str[4:6].astype("int64")
         offset_ok = (hours < 24) & (minutes < 60)
+        # strptime's %S takes 61; ISO 8601 allows 60 (a leap second), never more.
+        seconds_ok = parts["time"].str[6:8].fillna("00").astype("int64") <= 60
         shift = pd.to_timedelta(sign * (hours * 60 + minutes), unit="min")
-        utc = (wall - shift).where(offset_ok)
+        utc = (wall - shift).where(offset_ok & seconds_ok)
         result[is_text] = utc.dt.tz_localize("UTC")
     return result
 
