@@ -76,3 +76,18 @@ def test_a_period_that_has_not_ended_locally_writes_no_file(zone):
         [("zoneorg", dt.date(2026, 10, 1))], {"zoneorg": org}, True, ends - dt.timedelta(hours=1)
     )
     assert ended == [] and "has not ended" in still_open[("zoneorg", "2026-10")]
+
+
+@pytest.mark.parametrize("zone", ["America/Vancouver", "America/Havana", "Africa/Casablanca"])
+def test_call_dates_follow_the_pinned_zone_database_not_the_systems(zone):
+    """The tzdata package of requirements.lock decides, whatever /usr/share/zoneinfo holds
+    (zones whose rules changed in 2026 included)."""
+    import importlib.resources
+    import zoneinfo
+
+    with importlib.resources.files("tzdata.zoneinfo").joinpath(zone).open("rb") as data:
+        pinned = zoneinfo.ZoneInfo.from_file(data)
+    instants = pd.Series(pd.date_range("2025-01-01", "2027-12-31", freq="7h", tz="UTC"))
+    expected = [i.to_pydatetime().astimezone(pinned).date().isoformat() for i in instants]
+    assert zoneinfo.TZPATH == ()
+    assert local_dates(instants, zone).tolist() == expected
