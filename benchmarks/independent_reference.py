@@ -305,6 +305,8 @@ def make_daily_files(
     laps = Laps()
     db = duckdb.connect()
     try:
+        # No progress bar: it would mix with the figures printed on stdout.
+        db.execute("SET enable_progress_bar = false")
         db.execute("SET TimeZone = 'UTC'")
         files = _compute(db, source_db, {i: orgs[i] for i in active}, starts, last, laps)
     finally:
