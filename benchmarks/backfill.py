@@ -20,13 +20,11 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.exports import add_storage_argument, org_files  # noqa: E402
-from counts_assets.demo.store import generate_store  # noqa: E402
+from benchmarks.exports import add_storage_argument, build_store, org_files  # noqa: E402
 from counts_tests.dagster_processes import running_dagster  # noqa: E402
 from counts_tests.postgres_server import PostgresServer  # noqa: E402
 
@@ -64,9 +62,7 @@ def main() -> None:
     orgs_dir = work / "orgs"
     profiles = org_files(orgs_dir, args.orgs, first)
     url = f"sqlite:///{work / 'store.sqlite'}"
-    started = time.monotonic()
-    rows = generate_store(sa.create_engine(url), first, last, args.per_day, profiles=profiles)
-    print(f"store: {rows} in {time.monotonic() - started:.0f}s")
+    build_store(work, profiles, first, last, args.per_day)
 
     env = {
         "COUNTS_SOURCE_URL": url,

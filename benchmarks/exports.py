@@ -65,6 +65,18 @@ def org_files(directory: Path, count: int, share_from: dt.date = FIRST) -> dict[
     return profiles
 
 
+def build_store(
+    work: Path, profiles: dict[str, dict], first: dt.date, last: dt.date, per_day: int
+) -> dict[str, int]:
+    """The demo store for these orgs at `<work>/store.sqlite`; its time is printed, never
+    measured."""
+    started = time.monotonic()
+    engine = sa.create_engine(f"sqlite:///{work / 'store.sqlite'}")
+    rows = generate_store(engine, first, last, per_day, profiles=profiles)
+    print(f"store: {rows} in {time.monotonic() - started:.0f}s (not measured)", flush=True)
+    return rows
+
+
 def reference(work: Path, days: int) -> dict:
     """The platform's own rules with no Dagster: one read per org for the whole range."""
     from counts_assets.core.exports.run import build_run, publish_pairs
@@ -192,16 +204,8 @@ def main() -> None:
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="counts-exports-"))
     profiles = org_files(work / "orgs", args.orgs)
-    started = time.monotonic()
     last = FIRST + dt.timedelta(days=args.days - 1)
-    rows = generate_store(
-        sa.create_engine(f"sqlite:///{work / 'store.sqlite'}"),
-        FIRST,
-        last,
-        args.per_day,
-        profiles=profiles,
-    )
-    print(f"store: {rows} in {time.monotonic() - started:.0f}s (not measured)", flush=True)
+    rows = build_store(work, profiles, FIRST, last, args.per_day)
 
     ref = child("reference", work, args.days, {})
     print(f"reference: {ref}", flush=True)

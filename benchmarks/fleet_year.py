@@ -5,8 +5,9 @@ embedded default, or PostgreSQL, the production configuration), starts the real
 dagster-webserver, dagster-daemon and an OpenSSH server on loopback, and does what an operator
 does: adds the org files, waits for their partitions, and launches one backfill of the daily
 files over every org and day through the webserver's GraphQL API, as the UI does. The clock
-runs from the moment the org files are added until every pair is at the recipient and nothing
-is pending (no run queued or running, no published pair without a later ledger entry).
+runs from the moment the org files are added until the last run of the backfill or a delivery
+ends, once every pair is at the recipient and nothing is pending (no run queued or running, no
+published pair without a later ledger entry).
 
 In the same invocation it measures the two floors the machine's limit is made of:
 
@@ -51,8 +52,9 @@ import sqlalchemy as sa
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.backfill import DAILY_ASSETS  # noqa: E402
 from benchmarks.delivery import floor_seconds  # noqa: E402
-from benchmarks.exports import add_storage_argument, org_files  # noqa: E402
+from benchmarks.exports import add_storage_argument, build_store, org_files  # noqa: E402
 from counts_assets.core.orgs.registry import load_registry  # noqa: E402
 from counts_assets.defs.delivery.sensors import (  # noqa: E402
     DeliveryState,
@@ -60,7 +62,6 @@ from counts_assets.defs.delivery.sensors import (  # noqa: E402
     storage_ids,
 )
 from counts_assets.defs.shared.runs import IN_FLIGHT  # noqa: E402
-from counts_assets.demo.store import generate_store  # noqa: E402
 from counts_tests.dagster_processes import running_dagster  # noqa: E402
 from counts_tests.postgres_server import PostgresServer  # noqa: E402
 from counts_tests.sftp_server import SftpServer  # noqa: E402
@@ -70,12 +71,6 @@ LIMIT_GOAL_SECONDS = 600  # 150 orgs x 365 days made and delivered in 10 minutes
 EXPORT_RATIO_GOAL = 3.0
 DELIVERY_RATIO_GOAL = 5.0
 RSS_GOAL_MB = 1024
-DAILY_ASSETS = [
-    "daily_raw_contacts",
-    "daily_mapped_demographics",
-    "daily_summary_file",
-    "daily_needs_file",
-]
 FINAL_BACKFILL = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 POLL_SECONDS = 5
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -114,9 +109,9 @@ class Seen:
 @dataclass
 class ProcessSampler:
     """Every process under the given roots (and their descendants), read from /proc twice a
-    second: its peak resident set (VmHWM, so a peak between two samples is not missed) and its
-    CPU time. A process that ends between two samples loses at most its last half second of
-    CPU."""
+    second: its peak resident set (VmHWM: a peak between two samples counts) and its CPU time.
+    What a process does in its last half second, and a process that lives less than that, is
+    not seen."""
 
     roots: dict[int, str] = field(default_factory=dict)  # pid -> kind
     seen: dict[tuple[int, int], Seen] = field(default_factory=dict)  # (pid, started) -> ...
@@ -197,30 +192,18 @@ class ProcessSampler:
 
 # -- the floors ------------------------------------------------------------------------------
 
-REFERENCE_CHILD = """
-import datetime as dt, json, sys
-from pathlib import Path
-sys.path.insert(0, {root!r})
-from benchmarks.independent_reference import make_daily_files
-figures = make_daily_files(Path({source!r}), Path({orgs!r}), dt.date.fromisoformat({first!r}),
-                           dt.date.fromisoformat({last!r}), Path({out!r}))
-status = Path("/proc/self/status").read_text().splitlines()
-figures["peak_rss_mb"] = next(int(s.split()[1]) for s in status if s.startswith("VmHWM")) / 1024
-print(json.dumps(figures))
-"""
-
 
 def independent_reference(work: Path, orgs_dir: Path, first: dt.date, last: dt.date) -> dict:
-    """The reference in a child process of its own, so that its peak RSS is its own."""
-    code = REFERENCE_CHILD.format(
-        root=str(ROOT),
-        source=str(work / "store.sqlite"),
-        orgs=str(orgs_dir),
-        first=first.isoformat(),
-        last=last.isoformat(),
-        out=str(work / "reference"),
+    """The reference in a process of its own (its peak RSS is its own, and it loads nothing of
+    the platform); its figures are the last line it prints."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "independent_reference.py")]
+        + ["--source", str(work / "store.sqlite"), "--orgs-dir", str(orgs_dir)]
+        + ["--first", first.isoformat(), "--last", last.isoformat()]
+        + ["--out", str(work / "reference")],
+        capture_output=True,
+        text=True,
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if done.returncode:
         raise RuntimeError(f"the independent reference failed:\n{done.stderr[-3000:]}")
     return json.loads(done.stdout.strip().splitlines()[-1])
@@ -235,18 +218,13 @@ def files_under(folder: Path) -> dict[str, Path]:
 # -- the platform ----------------------------------------------------------------------------
 
 
-def interval_union(intervals: list[tuple[float, float]]) -> list[tuple[float, float]]:
-    merged: list[list[float]] = []
-    for start, end in sorted(intervals):
-        if merged and start <= merged[-1][1]:
-            merged[-1][1] = max(merged[-1][1], end)
-        else:
-            merged.append([start, end])
-    return [(a, b) for a, b in merged]
-
-
 def covered(intervals: list[tuple[float, float]]) -> float:
-    return sum(b - a for a, b in interval_union(intervals))
+    """Seconds inside at least one of the intervals (overlaps counted once)."""
+    total, reached = 0.0, float("-inf")
+    for start, end in sorted(intervals):
+        total += max(0.0, end - max(start, reached))
+        reached = max(reached, end)
+    return total
 
 
 def events_stored(home: Path, pg_url: str | None) -> int:
@@ -260,7 +238,7 @@ def events_stored(home: Path, pg_url: str | None) -> int:
     total = 0
     for shard in (home / "history" / "runs").glob("*.db"):
         if shard.name == "index.db":
-            continue
+            continue  # Dagster's copy of the asset and run events of the runs' own shards
         engine = sa.create_engine(f"sqlite:///{shard}")
         with engine.connect() as connection:
             total += connection.exec_driver_sql("SELECT count(*) FROM event_logs").scalar_one()
@@ -317,10 +295,9 @@ def run_the_year(
             "org_registry_sensor to register every org",
         )
         outcome.registered_at = time.time()
+        orgs = sorted(p.stem for p in staged_orgs.glob("*.yaml"))
         partitions = [
-            f"{FIRST + dt.timedelta(days=d)}|{org}"
-            for d in range(args.days)
-            for org in sorted(p.stem for p in staged_orgs.glob("*.yaml"))
+            f"{FIRST + dt.timedelta(days=d)}|{org}" for d in range(args.days) for org in orgs
         ]
         outcome.launched_at = time.time()
         outcome.backfill_id = dagster.launch_backfill(DAILY_ASSETS, partitions)
@@ -411,15 +388,7 @@ def main() -> None:
     last = FIRST + dt.timedelta(days=args.days - 1)
     staged_orgs = work / "org_files"
     profiles = org_files(staged_orgs, args.orgs, FIRST)
-    clock = time.monotonic()
-    rows = generate_store(
-        sa.create_engine(f"sqlite:///{work / 'store.sqlite'}"),
-        FIRST,
-        last,
-        args.per_day,
-        profiles=profiles,
-    )
-    print(f"store: {rows} in {time.monotonic() - clock:.0f}s (not measured)", flush=True)
+    rows = build_store(work, profiles, FIRST, last, args.per_day)
 
     reference = independent_reference(work, staged_orgs, FIRST, last)
     expected = files_under(work / "reference")

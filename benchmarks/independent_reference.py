@@ -682,6 +682,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     figures = make_daily_files(args.source, args.orgs_dir, args.first, args.last, args.out)
+    status = Path("/proc/self/status").read_text().splitlines()
+    figures["peak_rss_mb"] = next(int(s.split()[1]) for s in status if s.startswith("VmHWM")) / 1024
     print(json.dumps(figures, default=str))
     sys.stdout.flush()
 
