@@ -137,7 +137,7 @@ def test_a_pair_made_again_at_any_instant_of_a_delivery_run_ends_at_the_recipien
     real_jobs, real_send, real_record = (
         delivery_sending.pairs_to_send,
         SftpConnection.send,
-        delivery_sending._record,
+        delivery_sending._write_entries,
     )
     if instant == "before the versions are read":
 
@@ -168,7 +168,7 @@ def test_a_pair_made_again_at_any_instant_of_a_delivery_run_ends_at_the_recipien
             in_another_thread()
             return real_record(*args, **kwargs)
 
-        monkeypatch.setattr(delivery_sending, "_record", hooked_record)
+        monkeypatch.setattr(delivery_sending, "_write_entries", hooked_record)
     deliver(platform, [request])
     for thread in exporter:
         thread.join(60)

@@ -59,9 +59,11 @@ def with_retries(
     policy: RetryPolicy,
     log: Callable[[str], None],
     sleep: Callable[[float], None] = time.sleep,
+    before_wait: Callable[[], None] = lambda: None,
 ) -> Result:
     """`attempt(connection)` until it succeeds, a permanent failure, or the policy's attempts
-    are spent; a failed attempt drops the connection, and the next one opens a new one."""
+    are spent; a failed attempt drops the connection, and the next one opens a new one.
+    `before_wait` runs before each wait between attempts (what the caller holds is let go)."""
 
     def once() -> Result:
         try:
@@ -71,6 +73,7 @@ def with_retries(
             raise
 
     def say(state: tenacity.RetryCallState) -> None:
+        before_wait()
         log(
             f"attempt {state.attempt_number} of {policy.attempts} failed "
             f"({state.outcome.exception()}); retrying in {state.upcoming_sleep:.1f}s"

@@ -3,8 +3,10 @@
 delivered to the current destination. Then, over one connection, for up to a batch of pairs:
 each re-read under its lock and checked against the version published, all re-validated in one
 pass, and each sent while its lock is held, from reading its bytes again to writing its ledger
-entry, so a newer publish can never hide behind an older delivery."""
+entry, so a newer publish can never hide behind an older delivery. Locks are held a batch at a
+time and the batch's entries written together, in one write to the instance."""
 
+import contextlib
 import datetime as dt
 import time
 from collections.abc import Callable
@@ -29,7 +31,13 @@ from counts_assets.core.delivery.retry import Session, with_retries
 from counts_assets.core.delivery.targets import Connection, DeliveryError, HalfRenamed, Receipt
 from counts_assets.core.files.periods import may_have_file, period_bounds
 from counts_assets.core.orgs.models import Organization
-from counts_assets.core.pairs.store import PairBytes, PairLockTimeout, PairStore, disk_failure
+from counts_assets.core.pairs.store import (
+    PairBytes,
+    PairHandle,
+    PairLockTimeout,
+    PairStore,
+    disk_failure,
+)
 from counts_assets.core.validation.gate import PairOnDisk, validate_published_pairs
 from counts_assets.defs.delivery.ledger import (
     diverged_entry,
@@ -42,7 +50,7 @@ from counts_assets.defs.delivery.recovery import record_journalled_pairs, recove
 from counts_assets.defs.delivery.resources import DeliveryResource
 from counts_assets.defs.exports.checks import CHECK_INTACT
 from counts_assets.defs.shared.cadence import DAILY, MONTHLY, Cadence
-from counts_assets.defs.shared.dagster_internals import tag_run
+from counts_assets.defs.shared.dagster_internals import record_in_op, tag_run
 from counts_assets.defs.shared.records import latest_ids, latest_records, metadata_of
 from counts_assets.defs.shared.resources import OrgRegistry
 from counts_assets.defs.shared.runs import (
@@ -55,6 +63,11 @@ from counts_assets.defs.shared.runs import (
 # A pair that cannot be read from disk is read again this many times within the run before it
 # fails for this run (a local read error may pass: it is never a refusal).
 LOCAL_READS = 3
+# The most pairs a run holds locked at once while it sends or records them: their ledger
+# entries are written together before the locks are let go (a write per entry costs more than
+# sending the pair). A run killed in the middle of a batch sends at most this many pairs again,
+# the same bytes, since their entries were never written.
+LEDGER_BATCH = 100
 
 
 @dataclass
@@ -280,15 +293,14 @@ def _validated(context, jobs, previous, outcome, fingerprint) -> list[PairToSend
     return passed
 
 
-def _record(
-    context,
+def _entry(
     job: PairToSend,
     destination: str,
     status: str,
     receipts: list[Receipt],
     reason: str = "",
-) -> None:
-    """The ledger entry of one pair, written while its lock is held."""
+) -> dg.AssetMaterialization:
+    """The ledger entry of one pair, to be written while its lock is held."""
     now = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
     previous = job.delivered
     meta = {"status": status, "target": destination}
@@ -316,11 +328,52 @@ def _record(
         )
         if reason:
             meta["reason"] = reason
-    context.log_event(
-        dg.AssetMaterialization(
-            asset_key=ledger_key(job.cadence), partition=job.partition, metadata=meta
-        )
+    return dg.AssetMaterialization(
+        asset_key=ledger_key(job.cadence), partition=job.partition, metadata=meta
     )
+
+
+def _write_entries(context, entries: list[dg.AssetMaterialization]) -> None:
+    record_in_op(context, entries)
+
+
+class _HeldPairs:
+    """Pairs locked one by one as the run comes to them and held until their ledger entries are
+    written together: a publish that comes meanwhile waits for its lock, so it is recorded after
+    the entry, and is pending. At most LEDGER_BATCH pairs are held; `release` (also before each
+    wait between attempts, and at the end) writes the entries, then lets go of every lock."""
+
+    def __init__(self, context, store: PairStore) -> None:
+        self._context, self._store = context, store
+        self._locks = contextlib.ExitStack()
+        self._held: dict[tuple[str, str], PairHandle] = {}
+        self._entries: list[dg.AssetMaterialization] = []
+
+    def lock(self, job: PairToSend) -> PairHandle:
+        """The pair under its lock, taken once per batch."""
+        key = (job.org_id, job.period)
+        if key not in self._held:
+            if len(self._held) >= LEDGER_BATCH:
+                self.release()
+            self._held[key] = self._locks.enter_context(self._store.locked(*key))
+        return self._held[key]
+
+    def record(self, entry: dg.AssetMaterialization) -> None:
+        self._entries.append(entry)
+
+    def release(self) -> None:
+        entries, self._entries, self._held = self._entries, [], {}
+        try:
+            if entries:
+                _write_entries(self._context, entries)
+        finally:
+            self._locks.close()
+
+    def __enter__(self) -> "_HeldPairs":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
 
 
 def _record_without_sending(
@@ -335,30 +388,32 @@ def _record_without_sending(
     """Ledger entries for pairs that need no sending (same bytes, or no file), each written
     under the pair's lock after the newest publish and ledger entry are read again: an entry
     never stands for a publish it did not see, nor hides an audit's finding."""
-    for job in jobs:
-        try:
-            with store.locked(job.org_id, job.period):
-                instance, cadence, partition = context.instance, job.cadence, job.partition
-                job.published = published_pairs(instance, cadence, [partition]).get(partition)
-                job.delivered = ledger_entries(instance, cadence, [partition]).get(partition)
-                action = next_action(
-                    job.published,
-                    job.delivered,
-                    job.refusal,
-                    destination,
-                    fingerprint,
-                    destination_since,
-                )
-                if action is Action.RECORD_UNCHANGED:
-                    _record(context, job, destination, UNCHANGED, [])
-                elif action is Action.RECORD_NO_FILE:
-                    _record(context, job, destination, NO_FILE, [])
-                else:
-                    continue  # published anew meanwhile: the next run sends it
-                outcome.recorded += 1
-        except OSError as exc:
-            failure = disk_failure(exc)
-            outcome.failed.append(outcome.line(job, f"{failure.path}: {failure.reason}"))
+    with _HeldPairs(context, store) as held:
+        for job in jobs:
+            try:
+                held.lock(job)
+            except OSError as exc:
+                failure = disk_failure(exc)
+                outcome.failed.append(outcome.line(job, f"{failure.path}: {failure.reason}"))
+                continue
+            instance, cadence, partition = context.instance, job.cadence, job.partition
+            job.published = published_pairs(instance, cadence, [partition]).get(partition)
+            job.delivered = ledger_entries(instance, cadence, [partition]).get(partition)
+            action = next_action(
+                job.published,
+                job.delivered,
+                job.refusal,
+                destination,
+                fingerprint,
+                destination_since,
+            )
+            if action is Action.RECORD_UNCHANGED:
+                held.record(_entry(job, destination, UNCHANGED, []))
+            elif action is Action.RECORD_NO_FILE:
+                held.record(_entry(job, destination, NO_FILE, []))
+            else:
+                continue  # published anew meanwhile: the next run sends it
+            outcome.recorded += 1
 
 
 def _send_all(
@@ -374,38 +429,39 @@ def _send_all(
     reason: str = "",
 ) -> None:
     """Sends each pair over the run's connection. Before each pair the organization file is
-    read again (a permission revoked while the run sends stops it); each attempt holds the
-    pair's lock from reading its bytes again to writing its ledger entry. A pair that cannot
-    be read or locked fails alone; a failure of the target ends the run."""
+    read again (a permission revoked while the run sends stops it); the pair's lock is held
+    from reading its bytes again to writing its ledger entry (a batch's entries are written
+    together, and before a wait between attempts). A pair that cannot be read or locked fails
+    alone; a failure of the target ends the run."""
     destination = delivery.destination(org.remote_dir)
     policy = delivery.retry_policy()
 
-    def attempt(job: PairToSend, connection: Connection) -> bool:
-        with store.locked(job.org_id, job.period) as pair:
-            if pair.read().version != job.disk.version:
-                return False  # published anew since it was read: left for the next run
-            try:
-                receipts = connection.send(
-                    org.remote_dir,
-                    [(job.disk.paths[k].name, job.disk.contents[k]) for k in ("needs", "summary")],
+    def attempt(job: PairToSend, connection: Connection, held: _HeldPairs) -> bool:
+        pair = held.lock(job)
+        if pair.read().version != job.disk.version:
+            return False  # published anew since it was read: left for the next run
+        try:
+            receipts = connection.send(
+                org.remote_dir,
+                [(job.disk.paths[k].name, job.disk.contents[k]) for k in ("needs", "summary")],
+            )
+        except HalfRenamed as exc:
+            # The destination holds the new File 2 beside the previous File 1: whatever is
+            # published next, even the previous bytes, must be sent again.
+            context.log_event(
+                diverged_entry(
+                    job.cadence,
+                    job.partition,
+                    destination,
+                    str(exc),
+                    {"found_needs_sha256": job.disk.version.needs_sha256},
                 )
-            except HalfRenamed as exc:
-                # The destination holds the new File 2 beside the previous File 1: whatever is
-                # published next, even the previous bytes, must be sent again.
-                context.log_event(
-                    diverged_entry(
-                        job.cadence,
-                        job.partition,
-                        destination,
-                        str(exc),
-                        {"found_needs_sha256": job.disk.version.needs_sha256},
-                    )
-                )
-                raise
-            _record(context, job, destination, status, receipts, reason)
-            return True
+            )
+            raise
+        held.record(_entry(job, destination, status, receipts, reason))
+        return True
 
-    with Session(delivery.target()) as session:
+    with Session(delivery.target()) as session, _HeldPairs(context, store) as held:
         for n, job in enumerate(jobs):
             current = registry.load().orgs.get(org.id)
             blocked = (
@@ -422,7 +478,11 @@ def _send_all(
                 return
             try:
                 sent = with_retries(
-                    session, lambda c, j=job: attempt(j, c), policy, context.log.warning
+                    session,
+                    lambda c, j=job: attempt(j, c, held),
+                    policy,
+                    context.log.warning,
+                    before_wait=held.release,
                 )
             except DeliveryError as exc:
                 for waiting in jobs[n:]:

@@ -13,6 +13,8 @@ Dagster-free reference on SQLite and about 3x on PostgreSQL; with the batches be
   `DAGSTER_EVENT_BATCH_SIZE` is set (`definitions.py` sets it in every process that runs a
   step). Fallback: `context.log_event` per record. Either way each record is stored when the
   call returns, so a pair's lock is released only after its record is written.
+  `record_in_op` does the same for an op (a delivery run's ledger entries), the events kept
+  where `context.log_event` keeps them, so they are in an in-process run's result too.
 - `latest_storage_ids` reads the newest record id of every partition in one grouped query
   (`DagsterInstance.get_latest_storage_id_by_partition`). Fallback (None): the caller reads
   Dagster's public records, newest first.
@@ -168,6 +170,29 @@ def record_together(
         )
         for n, materialization in enumerate(materializations)
     ]
+
+
+def record_in_op(
+    context: dg.OpExecutionContext, materializations: Sequence[dg.AssetMaterialization]
+) -> None:
+    """`record_together` for an op, which yields nothing: one batch per asset, stored when this
+    returns. The events join those the op logged, where `context.log_event` keeps them (the
+    context's `_events`), so they are in the run's result as logged events are."""
+    by_asset: dict[dg.AssetKey, list[dg.AssetMaterialization]] = {}
+    for materialization in materializations:
+        by_asset.setdefault(materialization.asset_key, []).append(materialization)
+    for batch in by_asset.values():
+        events = record_together(context, batch)
+        logged = getattr(context, "_events", None)
+        if not events:
+            continue
+        if isinstance(logged, list):
+            logged.extend(events)
+        else:
+            announce_fallback(
+                "the op context keeps no _events: records are stored, but not in an in-process "
+                "run's result"
+            )
 
 
 _NOT_CALLED = object()
