@@ -277,6 +277,8 @@ _UNAVAILABLE: dict[str, str] = {}
 def __getattr__(name: str) -> Any:
     if name in _UNAVAILABLE:
         raise ImportError(_UNAVAILABLE[name])
+    if name == "PlannedPostgresEventLogStorage":
+        return _planned_postgres_class()
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
@@ -349,23 +351,27 @@ _POSTGRES_SETTINGS = [
     "inst_data",
     "token_provider",
 ]
-try:
-    from dagster_postgres import PostgresEventLogStorage
-    from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
 
-    # A setting Dagster adds to its event log would be dropped by this class's from_config_value.
-    _postgres_differs = _params(PostgresEventLogStorage.__init__) != _POSTGRES_SETTINGS
-except ImportError:
-    _postgres_differs = True
 
-if _postgres_differs:
-    _UNAVAILABLE["PlannedPostgresEventLogStorage"] = (
-        f"dagster-postgres for Dagster {dg.__version__} differs from what counts_assets "
-        "expects: in $DAGSTER_HOME/dagster.yaml, replace the three storages with Dagster's own "
-        "(storage: postgres: postgres_url: env: COUNTS_DAGSTER_PG_URL) and set "
-        "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=true for every Dagster process"
-    )
-else:
+@functools.cache
+def _planned_postgres_class() -> type:
+    """Built when dagster.yaml first names it: importing dagster-postgres costs every process
+    about a quarter of a second, and only the PostgreSQL instance needs it."""
+    try:
+        from dagster_postgres import PostgresEventLogStorage
+        from dagster_postgres.utils import get_token_provider_from_config, pg_url_from_config
+
+        # A setting Dagster adds to its event log would be dropped by from_config_value below.
+        differs = _params(PostgresEventLogStorage.__init__) != _POSTGRES_SETTINGS
+    except ImportError:
+        differs = True
+    if differs:
+        raise ImportError(
+            f"dagster-postgres for Dagster {dg.__version__} differs from what counts_assets "
+            "expects: in $DAGSTER_HOME/dagster.yaml, replace the three storages with Dagster's "
+            "own (storage: postgres: postgres_url: env: COUNTS_DAGSTER_PG_URL) and set "
+            "DAGSTER_EMIT_PARTITION_SUBSET_IN_PLANNED_EVENTS=true for every Dagster process"
+        )
 
     class PlannedPostgresEventLogStorage(_PlansRangedRunsPerAsset, PostgresEventLogStorage):
         """Dagster's PostgreSQL event log (it writes batches itself), planning a ranged run with
@@ -387,3 +393,7 @@ else:
                 should_autocreate_tables=config_value.get("should_autocreate_tables", True),
                 token_provider=get_token_provider_from_config(config_value),
             )
+
+    PlannedPostgresEventLogStorage.__module__ = __name__
+    PlannedPostgresEventLogStorage.__qualname__ = "PlannedPostgresEventLogStorage"
+    return PlannedPostgresEventLogStorage
