@@ -276,25 +276,40 @@ _cache: dict[tuple[str, dt.date], tuple[tuple, Registry]] = {}
 
 def load_registry(directory: Path, first_date: dt.date) -> Registry:
     """The registry, parsed again only when an entry of the folder was added, removed or
-    changed (name, size, modification time): sensors and runs call this at every tick."""
-    paths, naming_errors = candidate_files(directory)
-    stamp = tuple(_file_stamp(path) for path in paths) + tuple(e.path for e in naming_errors)
-    key = (str(directory.resolve()), first_date)
+    changed (name, size, modification time): sensors and runs call this at every tick, and a
+    delivery run before every pair."""
+    stamp = _folder_stamp(directory)
+    key = (os.path.abspath(directory), first_date)
     cached = _cache.get(key)
-    if cached is not None and cached[0] == stamp:
+    if stamp is not None and cached is not None and cached[0] == stamp:
         return cached[1]
+    paths, naming_errors = candidate_files(directory)
     registry = _parse_registry(paths, first_date)
     registry.errors = naming_errors + registry.errors
-    _cache[key] = (stamp, registry)
+    if stamp is not None:
+        _cache[key] = (stamp, registry)
     return registry
 
 
-def _file_stamp(path: Path) -> tuple:
+def _folder_stamp(directory: Path) -> tuple | None:
+    """Every entry of the folder (dot names aside) with its mode, size, mtime and inode; None
+    when the folder cannot be listed. Plain strings, not Paths: this runs for every pair sent."""
     try:
-        info = path.stat()
+        names = sorted(os.listdir(directory))
     except OSError:
-        return (path.name, None)
-    return (path.name, info.st_mode, info.st_size, info.st_mtime_ns, info.st_ino)
+        return None
+    base = os.fspath(directory)
+    stamps = []
+    for name in names:
+        if name.startswith("."):
+            continue
+        try:
+            info = os.stat(os.path.join(base, name))
+        except OSError:
+            stamps.append((name, None))
+            continue
+        stamps.append((name, info.st_mode, info.st_size, info.st_mtime_ns, info.st_ino))
+    return tuple(stamps)
 
 
 def _parse_registry(paths: list[Path], first_date: dt.date) -> Registry:
