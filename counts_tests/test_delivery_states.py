@@ -19,6 +19,8 @@ import pytest
 import sqlalchemy as sa
 
 from counts_assets.core.delivery.sftp import SftpConnection
+from counts_assets.core.delivery.targets import DeliveryError
+from counts_assets.core.pairs.store import PairStore
 from counts_assets.defs.delivery import sending as delivery_sending
 from counts_assets.defs.shared.resources import ExportFiles
 from counts_tests.delivery_helpers import (
@@ -273,6 +275,43 @@ def test_a_server_that_stops_answering_mid_batch_fails_the_run_within_its_timeou
             deliver(platform, tick(platform))
             assert remote_files(sftp_base) == local_files(platform)
             assert mixed_pairs(sftp_base) == 0
+
+
+def test_entries_are_written_and_locks_let_go_before_a_wait_between_attempts(
+    sftp_platform, monkeypatch
+):
+    """A run writes its ledger entries a batch at a time, while it holds the batch's locks. When
+    the target fails and the run waits before trying again, the pairs sent so far are already
+    recorded and none of their locks is held: an export of those periods is not kept waiting
+    through the back-off."""
+    platform, base = sftp_platform
+    assert platform.run("daily_export_job", "2026-03-05|otherorg", "2026-03-10|otherorg").success
+    store = PairStore(platform.export_dir, lock_wait=0)
+    real_send = SftpConnection.send
+    calls: list[int] = []
+    seen_at_retry: dict = {}
+
+    def fail_the_third_once(self, *args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise DeliveryError("the target dropped the connection", transient=True)
+        if len(calls) == 4:  # the third pair, tried again after the wait
+            seen_at_retry["recorded"] = [
+                [e["status"] for e in events(platform, "daily_delivery", f"{day}|otherorg")]
+                for day in ("2026-03-05", "2026-03-06")
+            ]
+            for day in ("2026-03-05", "2026-03-06"):  # (03-07's is taken again for the retry)
+                with store.locked("otherorg", day, wait=False):
+                    pass  # free: BlockingIOError if the run still held it
+        return real_send(self, *args)
+
+    monkeypatch.setattr(SftpConnection, "send", fail_the_third_once)
+    (request,) = tick(platform)
+    (result,) = deliver(platform, [request])
+    assert seen_at_retry["recorded"] == [["delivered"], ["delivered"]]
+    assert len(sent_by(result)) == 6
+    assert remote_files(base) == local_files(platform) and mixed_pairs(base) == 0
+    assert tick(platform) == []
 
 
 def test_a_permission_revoked_while_a_run_sends_stops_it(sftp_platform, monkeypatch):
