@@ -314,6 +314,34 @@ def test_entries_are_written_and_locks_let_go_before_a_wait_between_attempts(
     assert tick(platform) == []
 
 
+def test_over_a_slow_link_a_batch_lets_go_of_its_locks_within_seconds(sftp_platform, monkeypatch):
+    """A batch holds its locks for LEDGER_BATCH_SECONDS at most, however few pairs it has sent:
+    over a slow link, an export of a period sent a while ago does not wait for the whole
+    batch."""
+    platform, base = sftp_platform
+    assert platform.run("daily_export_job", "2026-03-05|otherorg", "2026-03-10|otherorg").success
+    store = PairStore(platform.export_dir, lock_wait=0)
+    real_send = SftpConnection.send
+    calls: list[int] = []
+    seen: dict = {}
+
+    def slow_send(self, *args):
+        calls.append(1)
+        if len(calls) == 6:  # 03-10, sent more than LEDGER_BATCH_SECONDS after 03-05
+            with store.locked("otherorg", "2026-03-05", wait=False):
+                seen["first_pair_free"] = True
+            seen["recorded"] = events(platform, "daily_delivery", "2026-03-05|otherorg")
+        time.sleep(delivery_sending.LEDGER_BATCH_SECONDS / 4)
+        return real_send(self, *args)
+
+    monkeypatch.setattr(SftpConnection, "send", slow_send)
+    (request,) = tick(platform)
+    (result,) = deliver(platform, [request])
+    assert seen["first_pair_free"] and [e["status"] for e in seen["recorded"]] == ["delivered"]
+    assert len(sent_by(result)) == 6
+    assert remote_files(base) == local_files(platform) and mixed_pairs(base) == 0
+
+
 def test_a_permission_revoked_while_a_run_sends_stops_it(sftp_platform, monkeypatch):
     platform, base = sftp_platform
     assert platform.run("daily_export_job", "2026-03-05|otherorg", "2026-03-10|otherorg").success

@@ -292,8 +292,9 @@ def load_registry(directory: Path, first_date: dt.date) -> Registry:
 
 
 def _folder_stamp(directory: Path) -> tuple | None:
-    """Every entry of the folder (dot names aside) with its mode, size, mtime and inode; None
-    when the folder cannot be listed. Plain strings, not Paths: this runs for every pair sent."""
+    """Every entry of the folder (dot names aside) with its mode, size, mtime, ctime (a rewrite
+    of the same size within one mtime tick) and inode; None when the folder cannot be listed.
+    Plain strings, not Paths: this runs for every pair sent."""
     try:
         names = sorted(os.listdir(directory))
     except OSError:
@@ -308,7 +309,8 @@ def _folder_stamp(directory: Path) -> tuple | None:
         except OSError:
             stamps.append((name, None))
             continue
-        stamps.append((name, info.st_mode, info.st_size, info.st_mtime_ns, info.st_ino))
+        stamp = (info.st_mode, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
+        stamps.append((name, *stamp))
     return tuple(stamps)
 
 

@@ -68,6 +68,9 @@ LOCAL_READS = 3
 # sending the pair). A run killed in the middle of a batch sends at most this many pairs again,
 # the same bytes, since their entries were never written.
 LEDGER_BATCH = 100
+# And the longest a batch holds its first lock before it is written (a quarter of the lock wait
+# at most): over a slow link an export of those periods waits about as long as for one pair.
+LEDGER_BATCH_SECONDS = 2.0
 
 
 @dataclass
@@ -340,21 +343,31 @@ def _write_entries(context, entries: list[dg.AssetMaterialization]) -> None:
 class _HeldPairs:
     """Pairs locked one by one as the run comes to them and held until their ledger entries are
     written together: a publish that comes meanwhile waits for its lock, so it is recorded after
-    the entry, and is pending. At most LEDGER_BATCH pairs are held; `release` (also before each
-    wait between attempts, and at the end) writes the entries, then lets go of every lock."""
+    the entry, and is pending. `make_room` (before each pair) writes the batch once it holds
+    LEDGER_BATCH pairs or has held its first lock LEDGER_BATCH_SECONDS; `release` (also before
+    each wait between attempts, and at the end) writes the entries, then lets go of every
+    lock."""
 
     def __init__(self, context, store: PairStore) -> None:
         self._context, self._store = context, store
         self._locks = contextlib.ExitStack()
         self._held: dict[tuple[str, str], PairHandle] = {}
         self._entries: list[dg.AssetMaterialization] = []
+        self._since = 0.0
+        self._longest = min(LEDGER_BATCH_SECONDS, store.lock_wait / 4)
+
+    def make_room(self) -> None:
+        if self._held and (
+            len(self._held) >= LEDGER_BATCH or time.monotonic() - self._since >= self._longest
+        ):
+            self.release()
 
     def lock(self, job: PairToSend) -> PairHandle:
         """The pair under its lock, taken once per batch."""
         key = (job.org_id, job.period)
         if key not in self._held:
-            if len(self._held) >= LEDGER_BATCH:
-                self.release()
+            if not self._held:
+                self._since = time.monotonic()
             self._held[key] = self._locks.enter_context(self._store.locked(*key))
         return self._held[key]
 
@@ -390,6 +403,7 @@ def _record_without_sending(
     never stands for a publish it did not see, nor hides an audit's finding."""
     with _HeldPairs(context, store) as held:
         for job in jobs:
+            held.make_room()
             try:
                 held.lock(job)
             except OSError as exc:
@@ -476,6 +490,7 @@ def _send_all(
                     f"{org.id}: stopped after {outcome.sent} pairs, {len(jobs) - n} wait: {blocked}"
                 )
                 return
+            held.make_room()
             try:
                 sent = with_retries(
                     session,
