@@ -4,15 +4,18 @@ not published and the previous pair stays."""
 from __future__ import annotations
 
 import datetime as dt
+import io
 
 import pandas as pd
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from counts_assets.core.exports.run import build_run, publish_pairs
 from counts_assets.core.files.layout import NEEDS_HEADER, SUMMARY_HEADER
 from counts_assets.core.files.periods import Target
 from counts_assets.core.pairs.store import PairStore
 from counts_assets.core.source.tables import SourceTables
-from counts_assets.core.validation.gate import validate_run
+from counts_assets.core.validation.gate import _plain_rows, _read_file, validate_run
 from counts_tests.factories import make_org, publish_run, records_frame, targets
 
 WINDOW = targets(
@@ -180,3 +183,65 @@ def test_duplicate_record_numbers_are_left_out_and_reported(tmp_path):
     assert outcome.findings.duplicates.values.tolist() == [["testorg", "2026-10-15", "42", 2]]
     needs = (tmp_path / "testorg/daily/testorg_daily_2026-10-15_needs.csv").read_text()
     assert needs.splitlines()[1:] == ["2026-10-15,,,0,,,,,,,,43"]
+
+
+def _read_by_pandas(content: bytes, header: list[str]) -> list[list] | str:
+    """What the delivery gate read every file with before plain files were split directly."""
+    if content.startswith(b"\xef\xbb\xbf"):
+        return "the file starts with a byte-order mark"
+    if not content.endswith(b"\n"):
+        return "the last row is not ended by \\n"
+    try:
+        frame = pd.read_csv(
+            io.BytesIO(content),
+            dtype=str,
+            keep_default_na=False,
+            encoding="utf-8",
+            lineterminator="\n",
+        )
+    except (ValueError, UnicodeDecodeError):
+        return "the file cannot be read as UTF-8 CSV"
+    if list(frame.columns) != header:
+        return f"the header is not exactly {','.join(header)}"
+    return frame.astype(object).to_numpy().tolist()
+
+
+def _same(a: list[list] | str, b: list[list] | str) -> bool:
+    if isinstance(a, str) or isinstance(b, str):
+        return a == b
+    if len(a) != len(b) or any(len(x) != len(y) for x, y in zip(a, b, strict=True)):
+        return False
+    cells = ((u, v) for x, y in zip(a, b, strict=True) for u, v in zip(x, y, strict=True))
+    return all(u == v or (pd.isna(u) and pd.isna(v)) for u, v in cells)
+
+
+PLAIN_TEXT = st.text(alphabet=st.sampled_from(list("ab 1é#-NAul.")), max_size=6)
+FIELD_TEXT = st.one_of(
+    PLAIN_TEXT, PLAIN_TEXT, st.text(alphabet=st.sampled_from(list('a 1é",\r\n\x00')), max_size=4)
+)
+PLAIN_ROW = st.lists(PLAIN_TEXT, min_size=len(SUMMARY_HEADER), max_size=len(SUMMARY_HEADER))
+ANY_ROW = st.lists(FIELD_TEXT, min_size=0, max_size=len(SUMMARY_HEADER) + 1)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    rows=st.lists(st.one_of(PLAIN_ROW, PLAIN_ROW, PLAIN_ROW, ANY_ROW), max_size=5),
+    header_changed=st.sampled_from([False, False, False, True]),
+    tail=st.sampled_from([b"\n", b"\n", b"\n", b"", b"\n\n", b"\r\n", b"\xff\n"]),
+)
+def test_the_gate_reads_every_file_as_the_csv_reader_does(rows, header_changed, tail):
+    """A plain file is split directly, anything else goes to pandas' reader: for any bytes,
+    quoted, ragged, blank, CR, NUL, invalid UTF-8 or a changed header, the gate's rows (or its
+    reason) are what pandas' reader gives."""
+    header = ",".join(SUMMARY_HEADER[:-1] + ["x"] if header_changed else SUMMARY_HEADER)
+    content = "\n".join([header, *(",".join(row) for row in rows)]).encode() + tail
+    assert _same(_read_file(content, SUMMARY_HEADER), _read_by_pandas(content, SUMMARY_HEADER))
+
+
+def test_a_plain_file_is_split_directly_into_the_csv_readers_rows():
+    header = ",".join(NEEDS_HEADER)
+    row = ",".join(["", "NA", "null", " padded ", "#1", "é"] + ["7"] * (len(NEEDS_HEADER) - 6))
+    content = f"{header}\n{row}\n{row}\n".encode()
+    assert _plain_rows(content.decode(), NEEDS_HEADER) is not None
+    assert _same(_read_file(content, NEEDS_HEADER), _read_by_pandas(content, NEEDS_HEADER))
+    assert _read_file(content, NEEDS_HEADER)[0][:3] == ["", "NA", "null"]

@@ -294,24 +294,22 @@ def load_registry(directory: Path, first_date: dt.date) -> Registry:
 def _folder_stamp(directory: Path) -> tuple | None:
     """Every entry of the folder (dot names aside) with its mode, size, mtime, ctime (a rewrite
     of the same size within one mtime tick) and inode; None when the folder cannot be listed.
-    Plain strings, not Paths: this runs for every pair sent."""
+    One directory scan, no Paths: this runs for every pair sent."""
     try:
-        names = sorted(os.listdir(directory))
+        with os.scandir(directory) as entries:
+            found = [entry for entry in entries if not entry.name.startswith(".")]
     except OSError:
         return None
-    base = os.fspath(directory)
     stamps = []
-    for name in names:
-        if name.startswith("."):
-            continue
+    for entry in found:
         try:
-            info = os.stat(os.path.join(base, name))
+            info = entry.stat()  # follows a symlink, as reading the file would
         except OSError:
-            stamps.append((name, None))
+            stamps.append((entry.name, None))
             continue
         stamp = (info.st_mode, info.st_size, info.st_mtime_ns, info.st_ctime_ns, info.st_ino)
-        stamps.append((name, *stamp))
-    return tuple(stamps)
+        stamps.append((entry.name, *stamp))
+    return tuple(sorted(stamps, key=lambda s: s[0]))
 
 
 def _parse_registry(paths: list[Path], first_date: dt.date) -> Registry:

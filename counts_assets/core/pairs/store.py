@@ -278,10 +278,15 @@ class PairStore:
 
     def _say_who(self, lock) -> None:
         """Who holds a lock, for anyone who waits in vain (the lock file holds nothing else).
-        Best effort: a full disk must not stop the holder."""
+        Best effort: a full disk must not stop the holder. Written only when it says something
+        else (a delivery run takes each pair's lock twice)."""
+        said = f"process {os.getpid()} {self.holder}".strip().encode()
         with contextlib.suppress(OSError):
+            lock.seek(0)
+            if lock.read(len(said) + 1) == said:
+                return
             lock.truncate(0)
-            lock.write(f"process {os.getpid()} {self.holder}".strip().encode())
+            lock.write(said)
             lock.flush()
 
     def journalled(self, org_ids: Iterable[str]) -> Iterator[tuple[str, str, str]]:
