@@ -230,8 +230,8 @@ ANY_ROW = st.lists(FIELD_TEXT, min_size=0, max_size=len(SUMMARY_HEADER) + 1)
     tail=st.sampled_from([b"\n", b"\n", b"\n", b"", b"\n\n", b"\r\n", b"\xff\n"]),
 )
 def test_the_gate_reads_every_file_as_the_csv_reader_does(rows, header_changed, tail):
-    """A plain file is split directly, anything else goes to pandas' reader: for any bytes,
-    quoted, ragged, blank, CR, NUL, invalid UTF-8 or a changed header, the gate's rows (or its
+    """A plain file is split directly, anything else goes to pandas' reader: for files quoted,
+    ragged, blank, with CR, NUL, invalid UTF-8 or a changed header, the gate's rows (or its
     reason) are what pandas' reader gives."""
     header = ",".join(SUMMARY_HEADER[:-1] + ["x"] if header_changed else SUMMARY_HEADER)
     content = "\n".join([header, *(",".join(row) for row in rows)]).encode() + tail
@@ -242,6 +242,18 @@ def test_a_plain_file_is_split_directly_into_the_csv_readers_rows():
     header = ",".join(NEEDS_HEADER)
     row = ",".join(["", "NA", "null", " padded ", "#1", "é"] + ["7"] * (len(NEEDS_HEADER) - 6))
     content = f"{header}\n{row}\n{row}\n".encode()
-    assert _plain_rows(content.decode(), NEEDS_HEADER) is not None
+    assert _plain_rows(content, NEEDS_HEADER) is not None
     assert _same(_read_file(content, NEEDS_HEADER), _read_by_pandas(content, NEEDS_HEADER))
     assert _read_file(content, NEEDS_HEADER)[0][:3] == ["", "NA", "null"]
+
+
+def test_files_the_reader_treats_its_own_way_are_left_to_it():
+    """A NUL byte (the reader's C code handles it its own way) and a file past the size where
+    the reader's 256 KiB chunks meet (blanks starting a row there are cut) are not split
+    directly: the gate reads them as pandas' reader does."""
+    header = ",".join(SUMMARY_HEADER).encode()
+    nul = header + b"\n2026-10-15,1,1,1\x00\xff\n"
+    long = header + b"\n" + b" " * 300_000 + b"2026-10-15,1,1,1\n"
+    for content in (nul, long):
+        assert _plain_rows(content, SUMMARY_HEADER) is None
+        assert _same(_read_file(content, SUMMARY_HEADER), _read_by_pandas(content, SUMMARY_HEADER))
