@@ -4,7 +4,6 @@ not published and the previous pair stays."""
 from __future__ import annotations
 
 import datetime as dt
-import io
 
 import pandas as pd
 from hypothesis import given, settings
@@ -15,7 +14,12 @@ from counts_assets.core.files.layout import NEEDS_HEADER, SUMMARY_HEADER
 from counts_assets.core.files.periods import Target
 from counts_assets.core.pairs.store import PairStore
 from counts_assets.core.source.tables import SourceTables
-from counts_assets.core.validation.gate import _plain_rows, _read_file, validate_run
+from counts_assets.core.validation.gate import (
+    _plain_rows,
+    _read_file,
+    _read_with_pandas,
+    validate_run,
+)
 from counts_tests.factories import make_org, publish_run, records_frame, targets
 
 WINDOW = targets(
@@ -191,19 +195,7 @@ def _read_by_pandas(content: bytes, header: list[str]) -> list[list] | str:
         return "the file starts with a byte-order mark"
     if not content.endswith(b"\n"):
         return "the last row is not ended by \\n"
-    try:
-        frame = pd.read_csv(
-            io.BytesIO(content),
-            dtype=str,
-            keep_default_na=False,
-            encoding="utf-8",
-            lineterminator="\n",
-        )
-    except (ValueError, UnicodeDecodeError):
-        return "the file cannot be read as UTF-8 CSV"
-    if list(frame.columns) != header:
-        return f"the header is not exactly {','.join(header)}"
-    return frame.astype(object).to_numpy().tolist()
+    return _read_with_pandas(content, header)
 
 
 def _same(a: list[list] | str, b: list[list] | str) -> bool:

@@ -148,8 +148,11 @@ def _read_file(content: bytes, header: list[str]) -> list[list] | str:
     if not content.endswith(b"\n"):
         return "the last row is not ended by \\n"
     rows = _plain_rows(content, header)
-    if rows is not None:
-        return rows
+    return rows if rows is not None else _read_with_pandas(content, header)
+
+
+def _read_with_pandas(content: bytes, header: list[str]) -> list[list] | str:
+    """pandas' CSV reader's rows of a file, or why it cannot be checked."""
     try:
         frame = pd.read_csv(
             io.BytesIO(content),
